@@ -1,0 +1,59 @@
+//! Accept loops: take connections off bound listeners and hand each to the pipeline on its own
+//! task, until told to stop accepting. Listeners are bound by the app and passed in, so tests
+//! and the app share one code path.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::pipeline::{self, Context};
+
+/// Accepts on `listener` until `stop` is cancelled, serving each connection with `serve` on a
+/// task tracked by `tracker` (so shutdown can wait for them).
+pub async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    name: &'static str,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tracker.spawn(serve(stream, peer));
+            }
+            Err(err) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(listener = name, error = %err, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    tracing::info!(listener = name, "stopped accepting");
+}
+
+/// The plaintext CONNECT listener.
+pub async fn connect(
+    listener: TcpListener,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
+    accept_loop(listener, "connect", stop, tracker, move |stream, peer| {
+        let ctx = ctx.clone();
+        async move { pipeline::connect::serve(&ctx, stream, peer, "connect").await }
+    })
+    .await;
+}

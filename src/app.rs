@@ -1,0 +1,230 @@
+//! Composition root: load and compile the config, bind listeners, start the admin server, the
+//! accept loops and the reloader, and run the drain on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::account::metrics;
+use crate::admin::{self, AdminState};
+use crate::config::{self, Diagnostic, LoadedConfig};
+use crate::dial::{Dialer, DnsResolver};
+use crate::limit::TenantLimiter;
+use crate::pipeline::Context;
+use crate::snapshot::{self, Snapshot, SnapshotCell};
+
+/// Loads and compiles `dir`: the one path `run`, `check`, `explain` and reloads share.
+pub fn load(dir: &Path, generation: u64) -> Result<(LoadedConfig, Snapshot), Vec<Diagnostic>> {
+    let loaded = config::load(dir)?;
+    let snapshot = snapshot::compile(&loaded, generation)?;
+    Ok((loaded, snapshot))
+}
+
+/// Runs the gateway until SIGTERM/SIGINT and the drain complete.
+pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
+    let prometheus = metrics::install().map_err(anyhow::Error::msg)?;
+    let (loaded, snapshot) = match load(&dir, 1) {
+        Ok(ok) => ok,
+        Err(problems) => {
+            for problem in &problems {
+                tracing::error!("{problem}");
+            }
+            anyhow::bail!(
+                "config in {} is invalid ({} problems)",
+                dir.display(),
+                problems.len()
+            );
+        }
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let gateway = loaded.gateway.clone();
+    let listener_names = enabled_listeners(&loaded);
+    publish(&snapshot, &listener_names);
+    let snapshots = Arc::new(SnapshotCell::new(snapshot));
+
+    let mut bound = Vec::new();
+    let connect = match &gateway.listeners.connect {
+        Some(l) => Some(bind("connect", l.address, &mut bound).await?),
+        None => None,
+    };
+    let admin_listener = match &gateway.admin {
+        Some(a) => Some(bind("admin", a.address, &mut bound).await?),
+        None => None,
+    };
+
+    let resolver = DnsResolver::new(&gateway.dns.servers, gateway.timeouts.connect)
+        .map_err(anyhow::Error::msg)?;
+    let hard_stop = CancellationToken::new();
+    let ctx = Arc::new(Context {
+        snapshots: snapshots.clone(),
+        dialer: Dialer::new(Box::new(resolver), bound),
+        limiter: TenantLimiter::default(),
+        hard_stop: hard_stop.clone(),
+    });
+    let stop_accepting = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let admin_state = Arc::new(AdminState {
+        snapshots: snapshots.clone(),
+        prometheus,
+        ready: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+    });
+    let admin_stop = CancellationToken::new();
+    if let Some(listener) = admin_listener {
+        tokio::spawn(admin::serve(
+            listener,
+            admin_state.clone(),
+            admin_stop.clone(),
+        ));
+    }
+    let mut loops = Vec::new();
+    if let Some(listener) = connect {
+        loops.push(tokio::spawn(crate::accept::connect(
+            listener,
+            ctx.clone(),
+            stop_accepting.clone(),
+            tracker.clone(),
+        )));
+    }
+    admin_state.ready.store(true, Ordering::Release);
+    tracing::info!(generation = 1, dir = %dir.display(), "gateway ready");
+
+    let reloader = Reloader {
+        dir: dir.clone(),
+        snapshots: snapshots.clone(),
+        listeners: listener_names,
+        generation: std::sync::atomic::AtomicU64::new(1),
+    };
+    wait_for_shutdown(&reloader).await?;
+
+    admin_state.draining.store(true, Ordering::Release);
+    stop_accepting.cancel();
+    for accept in loops {
+        let _ = accept.await;
+    }
+    tracker.close();
+    let drain = gateway.timeouts.drain;
+    tracing::info!(open = tracker.len(), drain = ?drain, "draining open connections");
+    if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            open = tracker.len(),
+            "drain deadline passed: closing open connections"
+        );
+        hard_stop.cancel();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), tracker.wait()).await;
+    }
+    admin_stop.cancel();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for SIGTERM/SIGINT, reloading on every SIGHUP meanwhile.
+async fn wait_for_shutdown(reloader: &Reloader) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
+            _ = hup.recv() => { tracing::info!("SIGHUP: reloading"); reloader.reload(); }
+        }
+    }
+}
+
+/// Re-reads the config directory and swaps the snapshot when it is valid.
+pub struct Reloader {
+    dir: PathBuf,
+    snapshots: Arc<SnapshotCell>,
+    listeners: Vec<&'static str>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl Reloader {
+    /// One reload attempt: on any error the previous snapshot keeps serving.
+    pub fn reload(&self) -> bool {
+        let next = self.generation.load(Ordering::Acquire) + 1;
+        match load(&self.dir, next) {
+            Ok((loaded, snapshot)) => {
+                for warning in &loaded.warnings {
+                    tracing::warn!("{warning}");
+                }
+                publish(&snapshot, &self.listeners);
+                self.snapshots.store(snapshot);
+                self.generation.store(next, Ordering::Release);
+                tracing::info!(generation = next, "config reloaded");
+                true
+            }
+            Err(problems) => {
+                for problem in &problems {
+                    tracing::error!("{problem}");
+                }
+                metrics::config_failed();
+                tracing::error!(
+                    problems = problems.len(),
+                    "config reload failed: keeping the previous config"
+                );
+                false
+            }
+        }
+    }
+}
+
+/// Publishes a new snapshot's gauges.
+fn publish(snapshot: &Snapshot, listeners: &[&'static str]) {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default();
+    let entries: Vec<(String, usize)> = snapshot
+        .namespaces
+        .iter()
+        .map(|(ns, names)| (ns.to_string(), names.len()))
+        .collect();
+    for (namespace, _) in &entries {
+        metrics::touch_namespace(namespace, listeners);
+    }
+    metrics::config_loaded(&metrics::LoadedSnapshot {
+        generation: snapshot.generation,
+        timestamp,
+        entries: &entries,
+    });
+}
+
+fn enabled_listeners(loaded: &LoadedConfig) -> Vec<&'static str> {
+    let l = &loaded.gateway.listeners;
+    [
+        ("connect", l.connect.is_some()),
+        ("connect_tls", l.connect_tls.is_some()),
+        ("sni", l.sni.is_some()),
+        ("http", l.http.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect()
+}
+
+async fn bind(
+    name: &'static str,
+    address: SocketAddr,
+    bound: &mut Vec<SocketAddr>,
+) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding the {name} listener on {address}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(listener = name, address = %local, "listening");
+    bound.push(local);
+    Ok(listener)
+}

@@ -1,0 +1,529 @@
+//! Reading a config directory: `gateway.yaml` plus every ServiceEntry file below
+//! `serviceentries.dir`, all problems collected at once with `FILE:LINE:COL`.
+//!
+//! This is the only module that touches config files. It follows the kubelet's ConfigMap layout
+//! (per-file symlinks into `..data`) and skips its `..`-prefixed bookkeeping folders so each file
+//! is read once. It resolves each entry's namespace and checks uniqueness, but it does not
+//! compile policy.
+
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+use sha2::{Digest, Sha256};
+
+use super::diagnostic::Diagnostic;
+use super::gateway::GatewayFile;
+use super::locate::{Locator, Position};
+use super::serviceentry::{self, ServiceEntry};
+use crate::names::Namespace;
+
+/// Name of the settings file inside the config directory.
+pub const GATEWAY_FILE: &str = "gateway.yaml";
+
+/// Deepest folder nesting followed below `serviceentries/` (guards against symlink loops).
+const MAX_DEPTH: usize = 16;
+
+/// Istio API versions whose ServiceEntry schema we accept.
+const API_VERSIONS: [&str; 3] = [
+    "networking.istio.io/v1",
+    "networking.istio.io/v1beta1",
+    "networking.istio.io/v1alpha3",
+];
+
+/// Everything read from a config directory, validated but not yet compiled.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The config directory.
+    pub dir: PathBuf,
+    /// Parsed `gateway.yaml`, with file paths already resolved against the directory.
+    pub gateway: GatewayFile,
+    /// Every ServiceEntry found, with the tenant that owns it.
+    pub entries: Vec<SourcedEntry>,
+    /// Each file read and its digest, for `/config` and for telling what a reload changed.
+    pub files: Vec<FileDigest>,
+    /// Accepted-with-a-note problems.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// One ServiceEntry and where it came from.
+#[derive(Debug, Clone)]
+pub struct SourcedEntry {
+    /// Owning tenant (metadata.namespace, else the top folder under `serviceentries/`).
+    pub namespace: Namespace,
+    /// `metadata.name`, unique per namespace.
+    pub name: String,
+    /// File it was read from.
+    pub file: PathBuf,
+    /// Which document of the file, and the path of the item inside it (`items[3]` in a List).
+    pub origin: DocumentOrigin,
+    /// The entry as written.
+    pub entry: ServiceEntry,
+}
+
+/// Where in its file an entry was written, cheap to keep; turned into a line only when needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentOrigin {
+    /// Index of the YAML document in the file.
+    pub doc: usize,
+    /// Path of the object inside the document; empty for a top-level object.
+    pub path: String,
+}
+
+impl SourcedEntry {
+    /// The line and column where the entry starts, re-reading its file (error paths only).
+    pub fn position(&self) -> Option<Position> {
+        let text = fs::read_to_string(&self.file).ok()?;
+        Locator::new(&text).find(self.origin.doc, &self.origin.path)
+    }
+}
+
+/// A file that was read, and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    /// Path as found under the config directory.
+    pub path: PathBuf,
+    /// Lowercase hex SHA-256 of the content.
+    pub sha256: String,
+}
+
+/// Loads and validates `dir`; on failure returns every error (and warning) found.
+pub fn load(dir: &Path) -> Result<LoadedConfig, Vec<Diagnostic>> {
+    let mut sink = Sink::default();
+    let gateway_path = dir.join(GATEWAY_FILE);
+    let gateway = sink.read(&gateway_path).and_then(|text| {
+        let value = parse_single(&gateway_path, &text, &mut sink)?;
+        deserialize_at::<GatewayFile>(value, &gateway_path, &text, 0, "", &mut sink)
+    });
+    let Some(mut gateway) = gateway else {
+        return Err(sink.diagnostics);
+    };
+    resolve_paths(&mut gateway, dir);
+
+    let se_dir = gateway.serviceentries.dir.clone();
+    let mut files = Vec::new();
+    match fs::metadata(&se_dir) {
+        Ok(meta) if meta.is_dir() => collect_yaml_files(&se_dir, 0, &mut files, &mut sink),
+        _ => sink.push(Diagnostic::error(
+            &gateway_path,
+            None,
+            format!(
+                "serviceentries.dir {} is not a readable directory",
+                se_dir.display()
+            ),
+        )),
+    }
+    files.sort();
+
+    let mut entries = Vec::new();
+    for file in &files {
+        if let Some(text) = sink.read(file) {
+            let top_folder = top_folder(&se_dir, file);
+            read_entries(file, &text, top_folder.as_deref(), &mut entries, &mut sink);
+        }
+    }
+    check_unique_names(&entries, &mut sink);
+
+    if sink.diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(sink.diagnostics);
+    }
+    Ok(LoadedConfig {
+        dir: dir.to_path_buf(),
+        gateway,
+        entries,
+        files: sink.digests,
+        warnings: sink.diagnostics,
+    })
+}
+
+/// Collects diagnostics and digests as files are read.
+#[derive(Default)]
+struct Sink {
+    diagnostics: Vec<Diagnostic>,
+    digests: Vec<FileDigest>,
+}
+
+impl Sink {
+    fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn read(&mut self, path: &Path) -> Option<String> {
+        match fs::read(path) {
+            Ok(bytes) => {
+                self.digests.push(FileDigest {
+                    path: path.to_path_buf(),
+                    sha256: hex(&Sha256::digest(&bytes)),
+                });
+                match String::from_utf8(bytes) {
+                    Ok(text) => Some(text),
+                    Err(_) => {
+                        self.push(Diagnostic::error(path, None, "file is not valid UTF-8"));
+                        None
+                    }
+                }
+            }
+            Err(err) => {
+                self.push(Diagnostic::error(path, None, format!("cannot read: {err}")));
+                None
+            }
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Makes TLS and ServiceEntry paths relative to the config directory, as the SPEC says.
+fn resolve_paths(gateway: &mut GatewayFile, dir: &Path) {
+    gateway.serviceentries.dir = dir.join(&gateway.serviceentries.dir);
+    if let Some(tls) = gateway.tls.as_mut() {
+        tls.cert = dir.join(&tls.cert);
+        tls.key = dir.join(&tls.key);
+        tls.client_ca = dir.join(&tls.client_ca);
+    }
+}
+
+/// Finds `*.yaml` / `*.yml` below `dir`, following symlinks but skipping `..`-prefixed entries
+/// (the kubelet's `..data` and timestamped folders, reached through the per-file symlinks).
+fn collect_yaml_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, sink: &mut Sink) {
+    if depth > MAX_DEPTH {
+        sink.push(Diagnostic::error(
+            dir,
+            None,
+            format!("folders nested deeper than {MAX_DEPTH} levels (a symlink loop?)"),
+        ));
+        return;
+    }
+    let listing = match fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(err) => {
+            sink.push(Diagnostic::error(dir, None, format!("cannot list: {err}")));
+            return;
+        }
+    };
+    for item in listing.flatten() {
+        let path = item.path();
+        let name = item.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("..") || name.starts_with('.') {
+            continue;
+        }
+        match fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => collect_yaml_files(&path, depth + 1, out, sink),
+            Ok(meta) if meta.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) => {
+                out.push(path)
+            }
+            Ok(_) => {}
+            Err(err) => sink.push(Diagnostic::error(
+                &path,
+                None,
+                format!("cannot read: {err}"),
+            )),
+        }
+    }
+}
+
+/// The first folder below `root` on the way to `file`, if the file is not directly in `root`.
+fn top_folder(root: &Path, file: &Path) -> Option<String> {
+    let relative = file.strip_prefix(root).ok()?;
+    let mut parts = relative.components();
+    let first = parts.next()?;
+    parts.next()?;
+    Some(first.as_os_str().to_string_lossy().into_owned())
+}
+
+/// Parses a file that must hold exactly one YAML document.
+fn parse_single(path: &Path, text: &str, sink: &mut Sink) -> Option<Value> {
+    match serde_yaml::from_str::<Value>(text) {
+        Ok(value) => Some(value),
+        Err(err) => {
+            sink.push(syntax_error(path, &err));
+            None
+        }
+    }
+}
+
+fn syntax_error(path: &Path, err: &serde_yaml::Error) -> Diagnostic {
+    let position = err.location().map(|l| Position {
+        line: l.line(),
+        col: l.column(),
+    });
+    Diagnostic::error(path, position, format!("invalid YAML: {err}"))
+}
+
+/// Deserialises `value` as `T`, reporting a failure at the exact field it names.
+fn deserialize_at<T: DeserializeOwned>(
+    value: Value,
+    path: &Path,
+    text: &str,
+    doc: usize,
+    prefix: &str,
+    sink: &mut Sink,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(typed) => Some(typed),
+        Err(err) => {
+            let field = err.path().to_string();
+            let field = if field == "." { String::new() } else { field };
+            let at = join_path(prefix, &field);
+            let position = Locator::new(text).find(doc, &at);
+            let shown = if at.is_empty() { "document" } else { &at };
+            sink.push(Diagnostic::error(
+                path,
+                position,
+                format!("{shown}: {}", err.into_inner()),
+            ));
+            None
+        }
+    }
+}
+
+fn join_path(prefix: &str, field: &str) -> String {
+    match (prefix.is_empty(), field.is_empty()) {
+        (true, _) => field.to_owned(),
+        (false, true) => prefix.trim_end_matches('.').to_owned(),
+        (false, false) => format!("{prefix}{field}"),
+    }
+}
+
+/// Reads every document of a ServiceEntry file (including `kind: List` items).
+fn read_entries(
+    path: &Path,
+    text: &str,
+    top_folder: Option<&str>,
+    out: &mut Vec<SourcedEntry>,
+    sink: &mut Sink,
+) {
+    let locator = OnceCell::new();
+    for (doc, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = match serde::Deserialize::deserialize(document) {
+            Ok(value) => value,
+            Err(err) => {
+                sink.push(syntax_error(path, &err));
+                return;
+            }
+        };
+        let source = Source {
+            path,
+            text,
+            doc,
+            top_folder,
+            locator: &locator,
+        };
+        read_object(&source, value, "", out, sink);
+    }
+}
+
+/// Where a document came from, for positions and namespace defaults.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+    doc: usize,
+    top_folder: Option<&'a str>,
+    locator: &'a OnceCell<Locator>,
+}
+
+impl Source<'_> {
+    /// Position of `field`; indexes the file on first use, which only problems need.
+    fn at(&self, field: &str) -> Option<Position> {
+        self.locator
+            .get_or_init(|| Locator::new(self.text))
+            .find(self.doc, field)
+    }
+}
+
+fn read_object(
+    source: &Source<'_>,
+    value: Value,
+    prefix: &str,
+    out: &mut Vec<SourcedEntry>,
+    sink: &mut Sink,
+) {
+    if value.is_null() {
+        return;
+    }
+    let kind = value.get("kind").and_then(Value::as_str).map(str::to_owned);
+    let api_version = value
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match kind.as_deref() {
+        Some("ServiceEntry") if api_version.starts_with("networking.istio.io/") => {
+            if !API_VERSIONS.contains(&api_version.as_str()) {
+                sink.push(Diagnostic::error(
+                    source.path,
+                    source.at(&format!("{prefix}apiVersion")),
+                    format!(
+                        "apiVersion {api_version:?} is not supported: use one of {}",
+                        API_VERSIONS.join(", ")
+                    ),
+                ));
+                return;
+            }
+            read_service_entry(source, value, prefix, out, sink);
+        }
+        Some("List") | Some("ServiceEntryList") => {
+            let items = match value.get("items") {
+                Some(Value::Sequence(items)) => items.clone(),
+                _ => {
+                    sink.push(Diagnostic::error(
+                        source.path,
+                        source.at(prefix.trim_end_matches('.')),
+                        "a `kind: List` needs an `items` sequence",
+                    ));
+                    return;
+                }
+            };
+            for (i, item) in items.into_iter().enumerate() {
+                read_object(source, item, &format!("{prefix}items[{i}]."), out, sink);
+            }
+        }
+        Some(other) => sink.push(Diagnostic::warning(
+            source.path,
+            source.at(&format!("{prefix}kind")),
+            format!("skipped `kind: {other}` (apiVersion {api_version:?}): only networking.istio.io ServiceEntry objects are read"),
+        )),
+        None => sink.push(Diagnostic::error(
+            source.path,
+            source.at(prefix.trim_end_matches('.')),
+            "document has no `kind`: expected `kind: ServiceEntry` (apiVersion networking.istio.io/v1)",
+        )),
+    }
+}
+
+fn read_service_entry(
+    source: &Source<'_>,
+    value: Value,
+    prefix: &str,
+    out: &mut Vec<SourcedEntry>,
+    sink: &mut Sink,
+) {
+    let Some(entry) =
+        deserialize_at::<ServiceEntry>(value, source.path, source.text, source.doc, prefix, sink)
+    else {
+        return;
+    };
+    let mut failed = false;
+    for finding in serviceentry::validate(&entry) {
+        let position = source.at(&join_path(prefix, &finding.path));
+        let label = entry_label(&entry);
+        let message = format!("{label}: {}: {}", finding.path, finding.message);
+        let diagnostic = if finding.severity == serviceentry::Severity::Error {
+            failed = true;
+            Diagnostic::error(source.path, position, message)
+        } else {
+            Diagnostic::warning(source.path, position, message)
+        };
+        sink.push(diagnostic);
+    }
+    let namespace = match resolve_namespace(source, &entry, prefix, sink) {
+        Some(namespace) => namespace,
+        None => return,
+    };
+    let Some(name) = entry.metadata.name.clone() else {
+        return;
+    };
+    if failed {
+        return;
+    }
+    out.push(SourcedEntry {
+        namespace,
+        name,
+        file: source.path.to_path_buf(),
+        origin: DocumentOrigin {
+            doc: source.doc,
+            path: prefix.trim_end_matches('.').to_owned(),
+        },
+        entry,
+    });
+}
+
+fn entry_label(entry: &ServiceEntry) -> String {
+    let name = entry.metadata.name.as_deref().unwrap_or("<unnamed>");
+    match entry.metadata.namespace.as_deref() {
+        Some(ns) => format!("ServiceEntry {ns}/{name}"),
+        None => format!("ServiceEntry {name}"),
+    }
+}
+
+/// metadata.namespace, else the top folder; an error if neither exists or is valid.
+fn resolve_namespace(
+    source: &Source<'_>,
+    entry: &ServiceEntry,
+    prefix: &str,
+    sink: &mut Sink,
+) -> Option<Namespace> {
+    let field = format!("{prefix}metadata.namespace");
+    let (raw, origin) = match (entry.metadata.namespace.as_deref(), source.top_folder) {
+        (Some(ns), folder) => {
+            if let Some(folder) = folder.filter(|f| *f != ns) {
+                sink.push(Diagnostic::warning(
+                    source.path,
+                    source.at(&field),
+                    format!("metadata.namespace {ns:?} differs from the folder {folder:?}; the entry belongs to {ns:?}"),
+                ));
+            }
+            (ns, "metadata.namespace")
+        }
+        (None, Some(folder)) => (folder, "the top folder under serviceentries/"),
+        (None, None) => {
+            sink.push(Diagnostic::error(
+                source.path,
+                source.at(&format!("{prefix}metadata")),
+                format!(
+                    "{}: no metadata.namespace, and the file is not inside a namespace folder (serviceentries/<namespace>/...)",
+                    entry_label(entry)
+                ),
+            ));
+            return None;
+        }
+    };
+    match Namespace::parse(raw) {
+        Ok(namespace) => Some(namespace),
+        Err(message) => {
+            sink.push(Diagnostic::error(
+                source.path,
+                source.at(&field),
+                format!("{}: namespace from {origin}: {message}", entry_label(entry)),
+            ));
+            None
+        }
+    }
+}
+
+/// `metadata.name` must be unique within a namespace, like in Kubernetes.
+fn check_unique_names(entries: &[SourcedEntry], sink: &mut Sink) {
+    let mut seen: BTreeMap<(&str, &str), &SourcedEntry> = BTreeMap::new();
+    for entry in entries {
+        let key = (entry.namespace.as_str(), entry.name.as_str());
+        if let Some(first) = seen.get(&key) {
+            let first_at = first.position().map_or(1, |p| p.line);
+            sink.push(Diagnostic::error(
+                &entry.file,
+                entry.position(),
+                format!(
+                    "ServiceEntry {}/{} is defined twice (first at {}:{first_at}): names must be unique per namespace",
+                    key.0,
+                    key.1,
+                    first.file.display()
+                ),
+            ));
+        } else {
+            seen.insert(key, entry);
+        }
+    }
+}
+
+/// `runtime.worker_threads` from `dir`'s gateway.yaml, read before the runtime exists; any
+/// problem is left for the full load to report.
+pub fn read_worker_threads(dir: &Path) -> Option<usize> {
+    let text = fs::read_to_string(dir.join(GATEWAY_FILE)).ok()?;
+    let gateway: GatewayFile = serde_yaml::from_str(&text).ok()?;
+    gateway.runtime.worker_threads
+}

@@ -1,0 +1,203 @@
+//! Mapping a field path (`spec.ports[1].number`) back to a line and column in a YAML file.
+//!
+//! serde turns YAML into typed values and forgets positions; validation reports a path. This
+//! module re-reads the file's text with a position-aware YAML parser, only when there is an error
+//! to report, so the happy path pays nothing. It must not interpret the document's meaning.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// A 1-based line and column in a file, as editors and `FILE:LINE:COL` expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+}
+
+impl Position {
+    fn from_marker(mark: Marker) -> Self {
+        Self {
+            line: mark.line(),
+            col: mark.col() + 1,
+        }
+    }
+}
+
+/// Positions of every node of every document in one file, keyed by document index and path.
+pub struct Locator {
+    documents: Vec<HashMap<String, Position>>,
+}
+
+impl Locator {
+    /// Indexes `text`; a file that does not even scan yields an empty index (the syntax error is
+    /// reported by serde with its own position).
+    pub fn new(text: &str) -> Self {
+        let mut builder = Builder::default();
+        let _ = Parser::new_from_str(text).load(&mut builder, true);
+        Self {
+            documents: builder.documents,
+        }
+    }
+
+    /// Where `path` starts in document `doc`; falls back to the nearest enclosing node that
+    /// exists (a missing field is reported at its parent), then to the document start.
+    pub fn find(&self, doc: usize, path: &str) -> Option<Position> {
+        let nodes = self.documents.get(doc)?;
+        let mut candidate = path;
+        loop {
+            if let Some(pos) = nodes.get(candidate) {
+                return Some(*pos);
+            }
+            match candidate.rfind(['.', '[']) {
+                Some(cut) => candidate = &candidate[..cut],
+                None => return nodes.get("").copied(),
+            }
+        }
+    }
+}
+
+/// One open container on the way down the tree.
+enum Frame {
+    /// A mapping whose next scalar is a key when `awaiting_key`.
+    Map {
+        path: String,
+        awaiting_key: bool,
+        key: String,
+    },
+    /// A sequence and the index its next element gets.
+    Seq { path: String, next: usize },
+}
+
+#[derive(Default)]
+struct Builder {
+    documents: Vec<HashMap<String, Position>>,
+    stack: Vec<Frame>,
+}
+
+impl Builder {
+    /// Path for the node that starts now, and records it; `None` when the event is a map key.
+    fn enter_node(&mut self, mark: Marker) -> Option<String> {
+        let path = match self.stack.last_mut() {
+            None => String::new(),
+            Some(Frame::Seq { path, next }) => {
+                let child = format!("{path}[{next}]");
+                *next += 1;
+                child
+            }
+            Some(Frame::Map {
+                path,
+                awaiting_key,
+                key,
+            }) => {
+                if *awaiting_key {
+                    return None;
+                }
+                *awaiting_key = true;
+                join(path, key)
+            }
+        };
+        if let Some(doc) = self.documents.last_mut() {
+            doc.entry(path.clone())
+                .or_insert(Position::from_marker(mark));
+        }
+        Some(path)
+    }
+
+    fn on_key(&mut self, key: String, mark: Marker) {
+        if let Some(Frame::Map {
+            path,
+            awaiting_key,
+            key: slot,
+        }) = self.stack.last_mut()
+        {
+            *awaiting_key = false;
+            let child = join(path, &key);
+            *slot = key;
+            if let Some(doc) = self.documents.last_mut() {
+                doc.insert(child, Position::from_marker(mark));
+            }
+        }
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        match ev {
+            Event::DocumentStart => {
+                self.documents.push(HashMap::new());
+                self.stack.clear();
+            }
+            Event::Scalar(value, ..) if self.enter_node(mark).is_none() => self.on_key(value, mark),
+            Event::Alias(_) if self.enter_node(mark).is_none() => self.on_key(String::new(), mark),
+            Event::MappingStart(..) => {
+                // A complex (mapping) key is not something our schemas use; it gets an empty name.
+                let path = self.enter_node(mark).unwrap_or_default();
+                self.stack.push(Frame::Map {
+                    path,
+                    awaiting_key: true,
+                    key: String::new(),
+                });
+            }
+            Event::SequenceStart(..) => {
+                let path = self.enter_node(mark).unwrap_or_default();
+                self.stack.push(Frame::Seq { path, next: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.stack.pop();
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "# header\nkind: ServiceEntry\nspec:\n  hosts: [\"a.example\"]\n  ports:\n  - number: 443\n    name: https\n  - {number: 99999, name: b}\n---\nkind: Other\nitems:\n  - spec:\n      hosts: []\n";
+
+    #[test]
+    fn finds_keys_and_sequence_elements() {
+        let locator = Locator::new(TEXT);
+        assert_eq!(locator.find(0, "kind"), Some(Position { line: 2, col: 1 }));
+        assert_eq!(
+            locator.find(0, "spec.ports[0].number"),
+            Some(Position { line: 6, col: 5 })
+        );
+        assert_eq!(
+            locator.find(0, "spec.ports[1].number"),
+            Some(Position { line: 8, col: 6 })
+        );
+        assert_eq!(
+            locator.find(0, "spec.hosts[0]"),
+            Some(Position { line: 4, col: 11 })
+        );
+        assert_eq!(
+            locator.find(1, "items[0].spec.hosts"),
+            Some(Position { line: 13, col: 7 })
+        );
+    }
+
+    #[test]
+    fn missing_fields_fall_back_to_their_parent() {
+        let locator = Locator::new(TEXT);
+        assert_eq!(
+            locator.find(0, "spec.resolution"),
+            Some(Position { line: 3, col: 1 })
+        );
+        assert_eq!(locator.find(0, "metadata.name"), locator.find(0, ""));
+        assert_eq!(locator.find(7, "kind"), None);
+    }
+}

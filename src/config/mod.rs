@@ -1,0 +1,13 @@
+//! Reading the config directory as written: `gateway.yaml` and the ServiceEntry allowlists.
+//!
+//! Nothing here is used on the connection path; `snapshot::compile` turns a [`LoadedConfig`] into
+//! the lookup-optimised policy.
+
+pub mod diagnostic;
+pub mod gateway;
+pub mod load;
+pub mod locate;
+pub mod serviceentry;
+
+pub use diagnostic::{Diagnostic, Severity};
+pub use load::{load, LoadedConfig, SourcedEntry};

@@ -1,0 +1,270 @@
+//! Deciding whether a tenant may reach a target: the compiled allowlist and the one `decide`.
+//!
+//! Pure and synchronous: no sockets, no clocks, no metrics. Lookups are hash probes whose number
+//! depends on the target (labels in the name, prefix lengths in use), never on the number of
+//! entries, and `decide` allocates nothing.
+
+pub mod address;
+pub mod reason;
+pub mod rule;
+
+use std::collections::HashMap;
+
+use ipnet::IpNet;
+
+pub use address::AddressGuard;
+pub use reason::DenyReason;
+pub use rule::{DialTarget, Endpoint, EndpointAddress, Inspection, Rule, RulePort, Upstream};
+
+use crate::config::gateway::Mode;
+use crate::names::{Host, HostPattern, Namespace, Target};
+use crate::prefix_map::PrefixMap;
+
+/// Index of a rule in `Policy::rules`.
+type RuleId = u32;
+
+/// The outcome for one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let it through.
+    Allow,
+    /// Refuse it, for this reason.
+    Deny(DenyReason),
+    /// Would be refused for this reason, but the namespace is in audit mode: let it through.
+    Audit(DenyReason),
+}
+
+impl Verdict {
+    /// The `decision` label value.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny(_) => "deny",
+            Self::Audit(_) => "audit",
+        }
+    }
+
+    /// The `reason` label value (`none` when allowed).
+    pub const fn reason_label(self) -> &'static str {
+        match self {
+            Self::Allow => "none",
+            Self::Deny(reason) | Self::Audit(reason) => reason.as_str(),
+        }
+    }
+
+    /// Whether the connection goes out.
+    pub const fn lets_through(self) -> bool {
+        !matches!(self, Self::Deny(_))
+    }
+
+    /// Applies a namespace's mode to a deny: allowlist reasons become `Audit` in audit mode.
+    pub const fn deny_in(reason: DenyReason, mode: Mode) -> Self {
+        match mode {
+            Mode::Audit if reason.is_allowlist() => Self::Audit(reason),
+            _ => Self::Deny(reason),
+        }
+    }
+}
+
+/// A decision: the verdict and the entry and port that allowed it.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    /// Allow, deny or audit.
+    pub verdict: Verdict,
+    /// The matching entry (none on a deny, or an audit of an unlisted host).
+    pub rule: Option<&'a Rule>,
+    /// The matching port of that entry.
+    pub port: Option<&'a RulePort>,
+    /// The tenant's enforcement mode, for later stages that may deny (SNI checks).
+    pub mode: Mode,
+}
+
+impl<'a> Decision<'a> {
+    /// Dial targets for an allowed or audited decision; an audit without a rule goes where the
+    /// tenant asked, deny-list checked.
+    pub fn dial_targets(&self, target: &'a Target) -> impl Iterator<Item = DialTarget> + 'a {
+        let via_rule = self
+            .rule
+            .zip(self.port)
+            .map(|(rule, port)| rule.dial_targets(target, port));
+        let as_requested = self
+            .rule
+            .is_none()
+            .then(|| DialTarget::requested(target, false));
+        via_rule.into_iter().flatten().chain(as_requested)
+    }
+
+    /// What the allowing port requires to be checked inside the stream.
+    pub fn inspection(&self) -> Inspection {
+        self.port.map_or(Inspection::Opaque, |port| port.inspection)
+    }
+}
+
+/// Which hosts and addresses one namespace can reach.
+#[derive(Debug, Default)]
+struct Table {
+    exact: HashMap<Box<str>, Vec<RuleId>>,
+    wildcard: HashMap<Box<str>, Vec<RuleId>>,
+    addresses: PrefixMap<Vec<RuleId>>,
+}
+
+impl Table {
+    fn add(&mut self, id: RuleId, hosts: &[HostPattern], addresses: &[IpNet]) {
+        for host in hosts {
+            let (map, key) = match host {
+                HostPattern::Exact(name) => (&mut self.exact, name.as_str()),
+                HostPattern::Wildcard(suffix) => (&mut self.wildcard, suffix.as_str()),
+            };
+            map.entry(key.into()).or_default().push(id);
+        }
+        for net in addresses {
+            self.addresses.entry_or_insert_with(*net, Vec::new).push(id);
+        }
+    }
+}
+
+/// Who can see an entry (its `exportTo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility {
+    /// `*`: every namespace, including ones without entries of their own.
+    Everyone,
+    /// These namespaces (`.` already replaced by the owner).
+    Namespaces(Vec<Namespace>),
+}
+
+/// The compiled allowlist of every namespace, plus enforcement modes.
+#[derive(Debug, Default)]
+pub struct Policy {
+    rules: Vec<Rule>,
+    tenants: HashMap<Box<str>, Table>,
+    everyone: Table,
+    modes: HashMap<Box<str>, Mode>,
+    default_mode: Mode,
+}
+
+impl Policy {
+    /// An empty policy with the given enforcement modes.
+    pub fn new(default_mode: Mode, modes: impl IntoIterator<Item = (String, Mode)>) -> Self {
+        Self {
+            default_mode,
+            modes: modes.into_iter().map(|(ns, m)| (ns.into(), m)).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds a compiled entry reachable through `hosts` and `addresses` by `visibility`.
+    pub fn add(
+        &mut self,
+        rule: Rule,
+        visibility: &Visibility,
+        hosts: &[HostPattern],
+        addresses: &[IpNet],
+    ) {
+        let id = RuleId::try_from(self.rules.len()).unwrap_or(RuleId::MAX);
+        self.rules.push(rule);
+        match visibility {
+            Visibility::Everyone => self.everyone.add(id, hosts, addresses),
+            Visibility::Namespaces(namespaces) => {
+                for namespace in namespaces {
+                    self.tenants
+                        .entry(namespace.as_str().into())
+                        .or_default()
+                        .add(id, hosts, addresses);
+                }
+            }
+        }
+    }
+
+    /// All compiled entries.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The enforcement mode of `namespace`.
+    pub fn mode(&self, namespace: &str) -> Mode {
+        self.modes
+            .get(namespace)
+            .copied()
+            .unwrap_or(self.default_mode)
+    }
+
+    /// Decides whether `namespace` may reach `target`. Exact hosts beat wildcards, longer
+    /// wildcard suffixes beat shorter ones, and the tenant's own entries beat `*`-exported ones.
+    pub fn decide(&self, namespace: &str, target: &Target) -> Decision<'_> {
+        let mode = self.mode(namespace);
+        let own = self.tenants.get(namespace);
+        let tables = [own, Some(&self.everyone)];
+        let mut host_matched = false;
+        let mut found = None;
+        let mut try_ids = |ids: &[RuleId]| {
+            for id in ids {
+                let Some(rule) = self.rules.get(*id as usize) else {
+                    continue;
+                };
+                host_matched = true;
+                if let Some(port) = rule.port(target.port) {
+                    found = Some((rule, port));
+                    return true;
+                }
+            }
+            false
+        };
+        let hit = match &target.host {
+            Host::Ip(ip) => tables
+                .iter()
+                .flatten()
+                .any(|t| t.addresses.get(*ip).is_some_and(|ids| try_ids(ids))),
+            Host::Name(name) => {
+                let name = name.as_str();
+                tables
+                    .iter()
+                    .flatten()
+                    .any(|t| t.exact.get(name).is_some_and(|ids| try_ids(ids)))
+                    || parent_suffixes(name).any(|suffix| {
+                        tables
+                            .iter()
+                            .flatten()
+                            .any(|t| t.wildcard.get(suffix).is_some_and(|ids| try_ids(ids)))
+                    })
+            }
+        };
+        match (hit, found) {
+            (true, Some((rule, port))) => Decision {
+                verdict: Verdict::Allow,
+                rule: Some(rule),
+                port: Some(port),
+                mode,
+            },
+            _ => {
+                let reason = if host_matched {
+                    DenyReason::PortNotAllowed
+                } else {
+                    DenyReason::NotAllowlisted
+                };
+                Decision {
+                    verdict: Verdict::deny_in(reason, mode),
+                    rule: None,
+                    port: None,
+                    mode,
+                }
+            }
+        }
+    }
+
+    /// Number of entries visible to each namespace that owns at least one.
+    pub fn entries_per_namespace(&self) -> HashMap<&str, usize> {
+        let mut counts = HashMap::new();
+        for rule in &self.rules {
+            *counts.entry(rule.namespace.as_str()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+/// `a.b.example.com` → `b.example.com`, `example.com`, `com` (longest first).
+fn parent_suffixes(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices('.').map(move |(i, _)| &name[i + 1..])
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! Reaching the upstream: resolve, check every address against the deny list, dial exactly the
+//! address that was checked (no second lookup, so DNS rebinding cannot slip past), all within the
+//! connect timeout.
+//!
+//! Returns a typed outcome; it never records metrics or logs.
+
+pub mod resolve;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::decide::{AddressGuard, DenyReason, DialTarget};
+
+pub use resolve::{DnsResolver, Resolve, ResolveFailure};
+
+/// Why no upstream connection was made.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// Every candidate address is on the deny list (or is the gateway itself).
+    #[error("every upstream address is forbidden")]
+    Forbidden,
+    /// No name resolved.
+    #[error("DNS lookup failed: {0}")]
+    Dns(ResolveFailure),
+    /// Every connect attempt was refused or failed.
+    #[error("upstream unreachable: {0}")]
+    Unreachable(std::io::Error),
+    /// The connect timeout expired.
+    #[error("upstream connect timed out")]
+    Timeout,
+}
+
+impl DialError {
+    /// The deny reason this failure is reported as.
+    pub fn reason(&self) -> DenyReason {
+        match self {
+            Self::Forbidden => DenyReason::ForbiddenAddress,
+            Self::Dns(_) => DenyReason::DnsFailure,
+            Self::Unreachable(_) => DenyReason::UpstreamUnreachable,
+            Self::Timeout => DenyReason::UpstreamTimeout,
+        }
+    }
+}
+
+/// An open upstream connection and the address it went to.
+#[derive(Debug)]
+pub struct Dialed {
+    /// The connected socket, `TCP_NODELAY` set.
+    pub stream: TcpStream,
+    /// The address that was dialled (for the access log).
+    pub addr: SocketAddr,
+}
+
+/// Dials upstreams for all listeners.
+pub struct Dialer {
+    resolver: Box<dyn Resolve>,
+    own_addrs: Vec<SocketAddr>,
+}
+
+impl Dialer {
+    /// `own_addrs` are the gateway's bound listeners, which are never dialled (no loops through
+    /// the gateway itself, no reaching the admin port through a tunnel).
+    pub fn new(resolver: Box<dyn Resolve>, own_addrs: Vec<SocketAddr>) -> Self {
+        Self {
+            resolver,
+            own_addrs,
+        }
+    }
+
+    /// Tries `targets` in order until one connects, within `timeout` overall.
+    pub async fn dial(
+        &self,
+        targets: impl Iterator<Item = DialTarget>,
+        guard: &AddressGuard,
+        timeout: Duration,
+    ) -> Result<Dialed, DialError> {
+        let deadline = Instant::now() + timeout;
+        let attempt = self.try_targets(targets, guard, deadline);
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(DialError::Timeout),
+        }
+    }
+
+    async fn try_targets(
+        &self,
+        targets: impl Iterator<Item = DialTarget>,
+        guard: &AddressGuard,
+        deadline: Instant,
+    ) -> Result<Dialed, DialError> {
+        let mut forbidden = false;
+        let mut dns_failure = None;
+        let mut last_error = None;
+        for target in targets {
+            let candidates = match target {
+                DialTarget::Trusted(addr) => vec![(addr, true)],
+                DialTarget::Checked(addr) => vec![(addr, false)],
+                DialTarget::Resolve(name, port) => match self.resolver.lookup(&name).await {
+                    Ok(ips) => ips
+                        .into_iter()
+                        .map(|ip| (SocketAddr::new(ip, port), false))
+                        .collect(),
+                    Err(failure) => {
+                        dns_failure = Some(failure);
+                        continue;
+                    }
+                },
+            };
+            for (addr, trusted) in candidates {
+                if self.is_self(addr) || (!trusted && guard.is_forbidden(addr.ip())) {
+                    forbidden = true;
+                    continue;
+                }
+                match connect(addr, deadline).await {
+                    Ok(stream) => return Ok(Dialed { stream, addr }),
+                    Err(err) => last_error = Some(err),
+                }
+            }
+        }
+        Err(match (last_error, forbidden, dns_failure) {
+            (Some(err), _, _) if err.kind() == std::io::ErrorKind::TimedOut => DialError::Timeout,
+            (Some(err), _, _) => DialError::Unreachable(err),
+            (None, true, _) => DialError::Forbidden,
+            (None, false, Some(failure)) => DialError::Dns(failure),
+            (None, false, None) => DialError::Unreachable(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the entry has no dialable endpoint",
+            )),
+        })
+    }
+
+    fn is_self(&self, addr: SocketAddr) -> bool {
+        self.own_addrs.iter().any(|own| {
+            own.port() == addr.port()
+                && (own.ip() == addr.ip() || (own.ip().is_unspecified() && addr.ip().is_loopback()))
+        })
+    }
+}
+
+async fn connect(addr: SocketAddr, deadline: Instant) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}

@@ -1,0 +1,112 @@
+//! Command-line entry point: parses arguments, sets up logging and the runtime, and hands over to
+//! `app` (serve) or `cli` (check, explain).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use egress_gateway::{app, cli, config};
+use tracing_subscriber::EnvFilter;
+
+/// The single way out of a multi-tenant cluster: per-namespace ServiceEntry allowlists for
+/// CONNECT, SNI and HTTP egress.
+#[derive(Parser)]
+#[command(name = "egress-gateway", version, about)]
+struct Args {
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve traffic.
+    Run {
+        /// Config directory (gateway.yaml + serviceentries/).
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
+    /// Validate the config and print a per-namespace summary; exit 1 if invalid.
+    Check {
+        /// Config directory.
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+    },
+    /// Dry-run the policy for one request; exit 0 on ALLOW, 1 on DENY.
+    Explain {
+        /// Config directory.
+        #[arg(long, default_value = "config")]
+        config: PathBuf,
+        /// Tenant namespace.
+        #[arg(long)]
+        namespace: String,
+        /// Destination host (name or IP literal).
+        #[arg(long)]
+        host: String,
+        /// Destination port.
+        #[arg(long, default_value_t = 443)]
+        port: u16,
+        /// ClientHello SNI to check against the host on TLS ports.
+        #[arg(long)]
+        sni: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let code = match args.command {
+        Command::Run { config } => run(config),
+        Command::Check { config } => cli::check(&config),
+        Command::Explain {
+            config,
+            namespace,
+            host,
+            port,
+            sni,
+        } => cli::explain(&config, &namespace, &host, port, sni.as_deref()),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn run(dir: PathBuf) -> i32 {
+    let worker_threads = config::load::read_worker_threads(&dir);
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = worker_threads {
+        builder.worker_threads(threads);
+    }
+    let runtime = match builder.build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot start the runtime");
+            return 1;
+        }
+    };
+    match runtime.block_on(app::run(dir)) {
+        Ok(()) => 0,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            1
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,138 @@
+//! The only sequencer of a connection's steps: identify → sniff → decide → dial → splice →
+//! account. Each front end (CONNECT, SNI, ...) has its function here; the steps themselves live in
+//! their own modules and return typed results, and only this module turns those into answers,
+//! records and metrics.
+
+pub mod answer;
+pub mod connect;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::account::ConnectionRecord;
+use crate::decide::{DenyReason, Verdict};
+use crate::dial::{Dialed, Dialer};
+use crate::limit::{Permit, TenantLimiter};
+use crate::names::{Namespace, Target};
+use crate::snapshot::{Snapshot, SnapshotCell};
+use crate::splice::{self, SpliceEnd, SpliceOptions};
+
+/// How often a long tunnel's byte counters are pushed to metrics.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Everything connections share, built once by the app.
+pub struct Context {
+    /// The current configuration.
+    pub snapshots: Arc<SnapshotCell>,
+    /// Resolver and dialer.
+    pub dialer: Dialer,
+    /// Per-tenant connection counters.
+    pub limiter: TenantLimiter,
+    /// Cancelled when the drain deadline passes: open tunnels are closed.
+    pub hard_stop: CancellationToken,
+}
+
+/// A connection that passed decide: its permit, and the verdict to report.
+pub struct Admitted {
+    /// Holds the tenant's connection slot until dropped.
+    pub permit: Permit,
+}
+
+impl Context {
+    /// Takes a connection slot for `namespace`, or records `tenant_connection_limit`.
+    pub fn admit(
+        &self,
+        snapshot: &Snapshot,
+        namespace: &Namespace,
+        record: &mut ConnectionRecord,
+    ) -> Result<Admitted, DenyReason> {
+        let limit = snapshot.connection_limit(namespace.as_str());
+        match self.limiter.try_acquire(namespace.as_str(), limit) {
+            Some(permit) => Ok(Admitted { permit }),
+            None => {
+                record.deny(DenyReason::TenantConnectionLimit);
+                Err(DenyReason::TenantConnectionLimit)
+            }
+        }
+    }
+
+    /// Decides `target` for `namespace`; records the verdict and entry. `Err` carries the reason
+    /// when the connection must not go out.
+    pub fn decide<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        namespace: &Namespace,
+        target: &Target,
+        record: &mut ConnectionRecord,
+    ) -> Result<crate::decide::Decision<'s>, DenyReason> {
+        let decision = snapshot.policy.decide(namespace.as_str(), target);
+        record.verdict(decision.verdict);
+        if let Some(rule) = decision.rule {
+            record.service_entry(&rule.label);
+        }
+        match decision.verdict {
+            Verdict::Deny(reason) => Err(reason),
+            _ => Ok(decision),
+        }
+    }
+
+    /// Dials the decision's targets; records the upstream or the failure.
+    pub async fn dial(
+        &self,
+        snapshot: &Snapshot,
+        decision: &crate::decide::Decision<'_>,
+        target: &Target,
+        record: &mut ConnectionRecord,
+    ) -> Result<Dialed, DenyReason> {
+        let started = Instant::now();
+        let result = self
+            .dialer
+            .dial(
+                decision.dial_targets(target),
+                &snapshot.guard,
+                snapshot.timeouts.connect,
+            )
+            .await;
+        match result {
+            Ok(dialed) => {
+                record.connected(dialed.addr, started.elapsed());
+                Ok(dialed)
+            }
+            Err(err) => {
+                tracing::debug!(%target, error = %err, "upstream dial failed");
+                record.deny(err.reason());
+                Err(err.reason())
+            }
+        }
+    }
+
+    /// Splices until both sides finish, the tunnel idles out, or the drain deadline passes.
+    pub async fn splice<C, U>(
+        &self,
+        snapshot: &Snapshot,
+        client: C,
+        upstream: U,
+        early: &[u8],
+        record: &mut ConnectionRecord,
+    ) -> SpliceEnd
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+        U: AsyncRead + AsyncWrite + Unpin,
+    {
+        let options = SpliceOptions {
+            idle: snapshot.timeouts.idle,
+            progress_every: PROGRESS_EVERY,
+        };
+        let tunnel = splice::splice(client, upstream, early, options, |delta| {
+            record.progress(delta)
+        });
+        tokio::select! {
+            (_, end) = tunnel => end,
+            _ = self.hard_stop.cancelled() => SpliceEnd::Error,
+        }
+    }
+}
