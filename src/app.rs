@@ -13,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accept;
 use crate::account::metrics;
 use crate::admin::{self, AdminState};
 use crate::config::{self, Diagnostic, LoadedConfig};
@@ -53,8 +54,17 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     let snapshots = Arc::new(SnapshotCell::new(snapshot));
 
     let mut bound = Vec::new();
-    let connect = match &gateway.listeners.connect {
+    let listeners = &gateway.listeners;
+    let connect = match &listeners.connect {
         Some(l) => Some(bind("connect", l.address, &mut bound).await?),
+        None => None,
+    };
+    let sni = match &listeners.sni {
+        Some(l) => Some((bind("sni", l.address, &mut bound).await?, l.port)),
+        None => None,
+    };
+    let http = match &listeners.http {
+        Some(l) => Some((bind("http", l.address, &mut bound).await?, l.port)),
         None => None,
     };
     let admin_listener = match &gateway.admin {
@@ -89,13 +99,18 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         ));
     }
     let mut loops = Vec::new();
+    let (stop, track) = (&stop_accepting, &tracker);
     if let Some(listener) = connect {
-        loops.push(tokio::spawn(crate::accept::connect(
-            listener,
-            ctx.clone(),
-            stop_accepting.clone(),
-            tracker.clone(),
-        )));
+        let accept = accept::connect(listener, ctx.clone(), stop.clone(), track.clone());
+        loops.push(tokio::spawn(accept));
+    }
+    if let Some((listener, port)) = sni {
+        let accept = accept::sni(listener, port, ctx.clone(), stop.clone(), track.clone());
+        loops.push(tokio::spawn(accept));
+    }
+    if let Some((listener, port)) = http {
+        let accept = accept::http(listener, port, ctx.clone(), stop.clone(), track.clone());
+        loops.push(tokio::spawn(accept));
     }
     admin_state.ready.store(true, Ordering::Release);
     tracing::info!(generation = 1, dir = %dir.display(), "gateway ready");

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::pipeline::{self, Context};
+use crate::sniff::original_dst::original_destination;
 
 /// Accepts on `listener` until `stop` is cancelled, serving each connection with `serve` on a
 /// task tracked by `tracker` (so shutdown can wait for them).
@@ -53,7 +54,44 @@ pub async fn connect(
 ) {
     accept_loop(listener, "connect", stop, tracker, move |stream, peer| {
         let ctx = ctx.clone();
-        async move { pipeline::connect::serve(&ctx, stream, peer, "connect").await }
+        async move { pipeline::connect::serve(ctx, stream, peer, "connect").await }
+    })
+    .await;
+}
+
+/// The transparent TLS (SNI) listener; `port` is used when the connection was not redirected.
+pub async fn sni(
+    listener: TcpListener,
+    port: u16,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
+    accept_loop(listener, "sni", stop, tracker, move |stream, peer| {
+        let ctx = ctx.clone();
+        async move { pipeline::sni::serve(&ctx, stream, peer, port).await }
+    })
+    .await;
+}
+
+/// The transparent plain-HTTP listener; `port` is used when the connection was not redirected.
+pub async fn http(
+    listener: TcpListener,
+    port: u16,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
+    accept_loop(listener, "http", stop, tracker, move |stream, peer| {
+        let ctx = ctx.clone();
+        async move {
+            let port = stream
+                .local_addr()
+                .ok()
+                .and_then(|local| original_destination(&stream, local))
+                .map_or(port, |original| original.port());
+            pipeline::forward::serve(ctx, stream, peer, "http", port).await
+        }
     })
     .await;
 }

@@ -30,6 +30,7 @@ pub struct ConnectionRecord {
     upstream: Option<SocketAddr>,
     bytes: Transferred,
     byte_counters: Option<(Counter, Counter)>,
+    handed_over: bool,
 }
 
 impl ConnectionRecord {
@@ -51,6 +52,7 @@ impl ConnectionRecord {
             upstream: None,
             bytes: Transferred::default(),
             byte_counters: None,
+            handed_over: false,
         }
     }
 
@@ -105,6 +107,12 @@ impl ConnectionRecord {
         }
     }
 
+    /// The connection was handed to another front end that keeps its own records (an
+    /// absolute-form request on the CONNECT listener): this record writes nothing.
+    pub fn hand_over(mut self) {
+        self.handed_over = true;
+    }
+
     /// Bytes moved since the last call; advances `egress_bytes_total` while the tunnel is open.
     pub fn progress(&mut self, delta: Transferred) {
         self.bytes.egress += delta.egress;
@@ -124,6 +132,9 @@ impl ConnectionRecord {
 
 impl Drop for ConnectionRecord {
     fn drop(&mut self) {
+        if self.handed_over {
+            return;
+        }
         let verdict = self
             .verdict
             .unwrap_or(Verdict::Deny(DenyReason::MalformedRequest));

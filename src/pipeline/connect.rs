@@ -2,18 +2,23 @@
 //! check the ClientHello on TLS ports, splice.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::answer::{self, Alert};
-use super::Context;
+use super::io::Rewind;
+use super::{forward, Context};
 use crate::account::ConnectionRecord;
 use crate::decide::{Decision, DenyReason, Inspection, Verdict};
 use crate::names::{Host, Hostname, Target};
 use crate::snapshot::Snapshot;
 use crate::sniff::connect_head::{self, HeadError, ProxyRequest};
 use crate::sniff::hello_reader::{self, SniffError};
+
+/// Default port of absolute-form `http://` requests without one.
+const HTTP_PORT: u16 = 80;
 
 /// Why reading a request head stopped without a request.
 enum HeadFailure {
@@ -23,9 +28,9 @@ enum HeadFailure {
 }
 
 /// Serves one CONNECT request on `client` (a plaintext or TLS stream).
-pub async fn serve<S>(ctx: &Context, mut client: S, peer: SocketAddr, listener: &'static str)
+pub async fn serve<S>(ctx: Arc<Context>, mut client: S, peer: SocketAddr, listener: &'static str)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let snapshot = ctx.snapshots.load();
     let mut record = ConnectionRecord::new(listener, peer);
@@ -34,6 +39,14 @@ where
     let request = read_head(&mut client, &mut buf, &snapshot).await;
     let (target, head_len) = match request {
         Ok(ProxyRequest::Connect { target, head_len }) => (target, head_len),
+        Ok(ProxyRequest::Other {
+            absolute_http: true,
+            ..
+        }) => {
+            record.hand_over();
+            let replay = Rewind::new(buf.freeze(), client);
+            return forward::serve(ctx, replay, peer, listener, HTTP_PORT).await;
+        }
         Ok(ProxyRequest::Other { .. }) => {
             record.deny(DenyReason::MalformedRequest);
             answer::send_http_status(&mut client, 405, "Allow: CONNECT\r\n").await;

@@ -5,6 +5,9 @@
 
 pub mod answer;
 pub mod connect;
+pub mod forward;
+pub mod io;
+pub mod sni;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -734,109 +734,85 @@ mod tests {
         trailing[3] += 1;
         let duplicate_sni = handshake(&[sni(&[(0, b"a.test")]), sni(&[(0, b"b.test")])]);
         let one = records(&hs, &[]);
-        let cases: Vec<(&str, Vec<u8>, usize, HelloError)> = vec![
-            ("http", b"GET / HTTP/1.1\r\n".to_vec(), MAX, NotTls),
-            (
-                "connect",
-                b"CONNECT a:443 HTTP/1.1\r\n".to_vec(),
-                MAX,
-                NotTls,
-            ),
-            ("one byte decides", b"G".to_vec(), MAX, NotTls),
-            ("ssh", b"SSH-2.0-OpenSSH\r\n".to_vec(), MAX, NotTls),
-            ("22 then not 3.x", vec![22, 2], MAX, NotTls),
-            (
-                "sslv2 hello",
-                vec![0x80, 0x2e, 0x01, 0x03, 0x01],
-                MAX,
-                SslV2,
-            ),
-            ("alert", vec![21, 3, 3, 0, 2, 2, 40], MAX, NotHandshake),
-            (
-                "application data",
-                vec![23, 3, 3, 0, 1, 0],
-                MAX,
-                NotHandshake,
-            ),
-            ("server hello", edit(5, 2), MAX, NotClientHello),
-            (
-                "record over 2^14",
-                vec![22, 3, 1, 0x40, 0x01],
-                MAX * 2,
-                BadLength,
-            ),
-            (
-                "body under minimum",
-                records(&[1, 0, 0, 10], &[]),
-                MAX,
-                BadLength,
-            ),
-            (
-                "extension overruns block",
-                edit(ext_len_at, 0x40),
-                MAX,
-                BadLength,
-            ),
-            (
-                "sni list length mismatch",
-                edit(sni_list_at, 0x12),
-                MAX,
-                BadLength,
-            ),
-            (
-                "bytes after extensions",
-                records(&trailing, &[]),
-                MAX,
-                BadLength,
-            ),
-            ("record type changes mid-hello", interrupted, MAX, Truncated),
-            ("over the limit", one.clone(), one.len() - 1, TooLarge),
-            (
-                "record header alone over limit",
-                vec![22, 3, 1, 0x40, 0],
-                1000,
-                TooLarge,
-            ),
-            (
-                "empty record",
-                vec![22, 3, 1, 0, 0],
-                MAX,
-                Malformed("empty handshake record"),
-            ),
-            (
-                "ssl 3.0 record",
-                vec![22, 3, 0],
-                MAX,
-                Malformed("record version is not TLS 1.0-1.2"),
-            ),
-            (
-                "sni not utf-8",
-                edit(name_at, 0xff),
-                MAX,
-                Malformed("host_name is not UTF-8"),
-            ),
-            (
-                "empty alpn name",
-                edit(alpn_h2_at, 0),
-                MAX,
-                Malformed("empty ALPN protocol name"),
-            ),
-            (
-                "duplicate sni",
-                records(&duplicate_sni, &[]),
-                MAX,
-                Malformed("duplicate server_name extension"),
-            ),
-            (
-                "session id 33",
-                edit(5 + 4 + 34, 33),
-                MAX,
-                Malformed("session id longer than 32 bytes"),
-            ),
-        ];
-        for (name, buf, max, want) in cases {
-            assert_eq!(refused(&buf, max), want, "{name}");
-        }
+        let check = |name: &str, buf: &[u8], max: usize, want: HelloError| {
+            assert_eq!(refused(buf, max), want, "{name}");
+        };
+        let m = Malformed;
+        check("http", b"GET / HTTP/1.1\r\n", MAX, NotTls);
+        check("connect", b"CONNECT a:443 HTTP/1.1\r\n", MAX, NotTls);
+        check("one byte decides", b"G", MAX, NotTls);
+        check("ssh", b"SSH-2.0-OpenSSH\r\n", MAX, NotTls);
+        check("22 then not 3.x", &[22, 2], MAX, NotTls);
+        check("sslv2 hello", &[0x80, 0x2e, 0x01, 0x03, 0x01], MAX, SslV2);
+        check("alert", &[21, 3, 3, 0, 2, 2, 40], MAX, NotHandshake);
+        check("application data", &[23, 3, 3, 0, 1, 0], MAX, NotHandshake);
+        check("server hello", &edit(5, 2), MAX, NotClientHello);
+        check(
+            "record over 2^14",
+            &[22, 3, 1, 0x40, 0x01],
+            MAX * 2,
+            BadLength,
+        );
+        check(
+            "body under minimum",
+            &records(&[1, 0, 0, 10], &[]),
+            MAX,
+            BadLength,
+        );
+        check(
+            "extension overruns",
+            &edit(ext_len_at, 0x40),
+            MAX,
+            BadLength,
+        );
+        check(
+            "sni list mismatch",
+            &edit(sni_list_at, 0x12),
+            MAX,
+            BadLength,
+        );
+        check("after extensions", &records(&trailing, &[]), MAX, BadLength);
+        check("record type changes", &interrupted, MAX, Truncated);
+        check("over the limit", &one, one.len() - 1, TooLarge);
+        check("header over limit", &[22, 3, 1, 0x40, 0], 1000, TooLarge);
+        check(
+            "empty record",
+            &[22, 3, 1, 0, 0],
+            MAX,
+            m("empty handshake record"),
+        );
+        check(
+            "ssl 3.0",
+            &[22, 3, 0],
+            MAX,
+            m("record version is not TLS 1.0-1.2"),
+        );
+        check(
+            "sni not utf-8",
+            &edit(name_at, 0xff),
+            MAX,
+            m("host_name is not UTF-8"),
+        );
+        check(
+            "empty alpn",
+            &edit(alpn_h2_at, 0),
+            MAX,
+            m("empty ALPN protocol name"),
+        );
+        let duplicate = records(&duplicate_sni, &[]);
+        check(
+            "dup sni",
+            &duplicate,
+            MAX,
+            m("duplicate server_name extension"),
+        );
+        let long_session_id = edit(5 + 4 + 34, 33);
+        check(
+            "sid 33",
+            &long_session_id,
+            MAX,
+            m("session id longer than 32 bytes"),
+        );
         let all = [
             NotTls,
             SslV2,

@@ -19,11 +19,13 @@ pub enum ProxyRequest {
         /// Bytes of `buf` the head occupies; anything after it is early tunnel data.
         head_len: usize,
     },
-    /// Any other method; this listener answers it with `405` (absolute-form proxying is a
-    /// separate front end).
+    /// Any other method: an absolute-form `http://` request is proxied by the HTTP front end;
+    /// anything else gets `405`.
     Other {
         /// Bytes of `buf` the head occupies.
         head_len: usize,
+        /// The request target is an absolute `http://` URI (a forward-proxy request).
+        absolute_http: bool,
     },
 }
 
@@ -71,7 +73,12 @@ pub fn parse(buf: &[u8], max_bytes: usize) -> Result<Option<ProxyRequest>, HeadE
     };
     let method = request.method.unwrap_or_default();
     if !method.eq_ignore_ascii_case("CONNECT") {
-        return Ok(Some(ProxyRequest::Other { head_len }));
+        let path = request.path.unwrap_or_default().as_bytes();
+        let absolute_http = path.len() > 7 && path[..7].eq_ignore_ascii_case(b"http://");
+        return Ok(Some(ProxyRequest::Other {
+            head_len,
+            absolute_http,
+        }));
     }
     let authority = request.path.unwrap_or_default();
     let target = parse_authority(authority)?;
@@ -189,7 +196,17 @@ mod tests {
         assert_eq!(target.to_string(), "[::1]:8443");
         assert!(matches!(
             connect("GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\n\r\n"),
-            Ok(Some(ProxyRequest::Other { .. }))
+            Ok(Some(ProxyRequest::Other {
+                absolute_http: true,
+                ..
+            }))
+        ));
+        assert!(matches!(
+            connect("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"),
+            Ok(Some(ProxyRequest::Other {
+                absolute_http: false,
+                ..
+            }))
         ));
     }
 }

@@ -1,0 +1,81 @@
+//! The transparent TLS front end: the destination is the ClientHello's SNI, the port is the
+//! original destination (or the listener's configured port); the hello is replayed upstream
+//! untouched. Denies are TLS fatal alerts, since the client speaks TLS.
+
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+
+use super::answer::{self, Alert};
+use super::Context;
+use crate::account::ConnectionRecord;
+use crate::decide::DenyReason;
+use crate::names::{Host, Hostname, Target};
+use crate::sniff::hello_reader::{self, SniffError};
+use crate::sniff::original_dst::original_destination;
+
+/// Serves one redirected (or directly addressed) TLS connection.
+pub async fn serve(ctx: &Context, mut client: TcpStream, peer: SocketAddr, default_port: u16) {
+    let snapshot = ctx.snapshots.load();
+    let mut record = ConnectionRecord::new("sni", peer);
+    let port = client
+        .local_addr()
+        .ok()
+        .and_then(|local| original_destination(&client, local))
+        .map_or(default_port, |original| original.port());
+
+    let mut buf = BytesMut::with_capacity(2048);
+    let reading = hello_reader::read_client_hello(
+        &mut client,
+        &mut buf,
+        snapshot.limits.max_client_hello_bytes,
+    );
+    let hello = match tokio::time::timeout(snapshot.timeouts.sniff, reading).await {
+        Err(_) => return record.deny(DenyReason::SniffTimeout),
+        Ok(Err(SniffError::Closed | SniffError::Io(_))) => {
+            return record.deny(DenyReason::MalformedRequest)
+        }
+        Ok(Err(SniffError::Refused(_))) => {
+            record.deny(DenyReason::MalformedRequest);
+            return answer::send_alert(&mut client, Alert::AccessDenied).await;
+        }
+        Ok(Ok(hello)) => hello,
+    };
+    record.sni(hello.server_name.as_deref(), hello.ech);
+    let Some(namespace) = snapshot.tenants.namespace_of(peer.ip()).cloned() else {
+        return deny(&mut client, &mut record, DenyReason::UnknownTenant).await;
+    };
+    record.tenant(&namespace, None);
+    let Some(raw_sni) = hello.server_name.as_deref() else {
+        return deny(&mut client, &mut record, DenyReason::MissingSni).await;
+    };
+    let target = match Hostname::parse(raw_sni) {
+        Ok(name) => Target {
+            host: Host::Name(name),
+            port,
+        },
+        Err(_) => return deny(&mut client, &mut record, DenyReason::MalformedRequest).await,
+    };
+    record.target(&target);
+
+    let _admitted = match ctx.admit(&snapshot, &namespace, &mut record) {
+        Ok(admitted) => admitted,
+        Err(reason) => return deny(&mut client, &mut record, reason).await,
+    };
+    let decision = match ctx.decide(&snapshot, &namespace, &target, &mut record) {
+        Ok(decision) => decision,
+        Err(reason) => return deny(&mut client, &mut record, reason).await,
+    };
+    let upstream = match ctx.dial(&snapshot, &decision, &target, &mut record).await {
+        Ok(dialed) => dialed.stream,
+        Err(reason) => return deny(&mut client, &mut record, reason).await,
+    };
+    ctx.splice(&snapshot, client, upstream, &buf, &mut record)
+        .await;
+}
+
+async fn deny(client: &mut TcpStream, record: &mut ConnectionRecord, reason: DenyReason) {
+    record.deny(reason);
+    answer::send_alert(client, Alert::for_reason(reason)).await;
+}
