@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -20,6 +20,7 @@ use crate::config::{self, Diagnostic, LoadedConfig};
 use crate::dial::{Dialer, DnsResolver};
 use crate::limit::TenantLimiter;
 use crate::pipeline::Context;
+use crate::reload;
 use crate::snapshot::{self, Snapshot, SnapshotCell};
 
 /// Loads and compiles `dir`: the one path `run`, `check`, `explain` and reloads share.
@@ -115,12 +116,18 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     admin_state.ready.store(true, Ordering::Release);
     tracing::info!(generation = 1, dir = %dir.display(), "gateway ready");
 
-    let reloader = Reloader {
+    let reloader = Arc::new(Reloader {
         dir: dir.clone(),
         snapshots: snapshots.clone(),
         listeners: listener_names,
-        generation: std::sync::atomic::AtomicU64::new(1),
-    };
+        generation: Mutex::new(1),
+    });
+    let on_change = reloader.clone();
+    let _watcher = reload::watch(vec![dir.clone()], tls_files(&gateway), move || {
+        let reloader = on_change.clone();
+        tokio::task::spawn_blocking(move || reloader.reload());
+    })
+    .context("watching the config directory")?;
     wait_for_shutdown(&reloader).await?;
 
     admin_state.draining.store(true, Ordering::Release);
@@ -145,7 +152,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
 }
 
 /// Waits for SIGTERM/SIGINT, reloading on every SIGHUP meanwhile.
-async fn wait_for_shutdown(reloader: &Reloader) -> anyhow::Result<()> {
+async fn wait_for_shutdown(reloader: &Arc<Reloader>) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
@@ -153,7 +160,11 @@ async fn wait_for_shutdown(reloader: &Reloader) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
-            _ = hup.recv() => { tracing::info!("SIGHUP: reloading"); reloader.reload(); }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                let reloader = reloader.clone();
+                let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+            }
         }
     }
 }
@@ -163,13 +174,15 @@ pub struct Reloader {
     dir: PathBuf,
     snapshots: Arc<SnapshotCell>,
     listeners: Vec<&'static str>,
-    generation: std::sync::atomic::AtomicU64,
+    /// The serving generation; held for the whole reload so reloads never interleave.
+    generation: Mutex<u64>,
 }
 
 impl Reloader {
     /// One reload attempt: on any error the previous snapshot keeps serving.
     pub fn reload(&self) -> bool {
-        let next = self.generation.load(Ordering::Acquire) + 1;
+        let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        let next = *generation + 1;
         match load(&self.dir, next) {
             Ok((loaded, snapshot)) => {
                 for warning in &loaded.warnings {
@@ -177,7 +190,7 @@ impl Reloader {
                 }
                 publish(&snapshot, &self.listeners);
                 self.snapshots.store(snapshot);
-                self.generation.store(next, Ordering::Release);
+                *generation = next;
                 tracing::info!(generation = next, "config reloaded");
                 true
             }
@@ -215,6 +228,15 @@ fn publish(snapshot: &Snapshot, listeners: &[&'static str]) {
         timestamp,
         entries: &entries,
     });
+}
+
+/// TLS files to watch for rotation.
+fn tls_files(gateway: &crate::config::gateway::GatewayFile) -> Vec<PathBuf> {
+    gateway
+        .tls
+        .iter()
+        .flat_map(|t| [t.cert.clone(), t.key.clone(), t.client_ca.clone()])
+        .collect()
 }
 
 fn enabled_listeners(loaded: &LoadedConfig) -> Vec<&'static str> {

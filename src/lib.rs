@@ -17,6 +17,7 @@ pub mod limit;
 pub mod names;
 pub mod pipeline;
 pub mod prefix_map;
+pub mod reload;
 pub mod snapshot;
 pub mod sniff;
 pub mod splice;

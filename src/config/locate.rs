@@ -116,10 +116,18 @@ impl Builder {
         {
             *awaiting_key = false;
             let child = join(path, &key);
-            *slot = key;
+            let at = Position::from_marker(mark);
             if let Some(doc) = self.documents.last_mut() {
-                doc.insert(child, Position::from_marker(mark));
+                // yaml-rust2 marks a block mapping's start at the `:` of its first key; a mapping
+                // starts where that key does (a missing field falls back to this position).
+                if let Some(start) = doc.get_mut(path.as_str()) {
+                    if start.line == at.line && start.col > at.col {
+                        *start = at;
+                    }
+                }
+                doc.insert(child, at);
             }
+            *slot = key;
         }
     }
 }
@@ -198,6 +206,11 @@ mod tests {
             Some(Position { line: 3, col: 1 })
         );
         assert_eq!(locator.find(0, "metadata.name"), locator.find(0, ""));
+        assert_eq!(locator.find(0, ""), Some(Position { line: 2, col: 1 }));
+        assert_eq!(
+            locator.find(1, "items[0].metadata"),
+            Some(Position { line: 12, col: 5 })
+        );
         assert_eq!(locator.find(7, "kind"), None);
     }
 }
