@@ -37,7 +37,12 @@ fn policy(n: usize) -> Policy {
             upstream: Upstream::AsRequested,
         };
         let pattern = HostPattern::parse(&host).expect("valid host");
-        policy.add(rule, &Visibility::Namespaces(vec![namespace]), &[pattern], &[]);
+        policy.add(
+            rule,
+            &Visibility::Namespaces(vec![namespace]),
+            &[pattern],
+            &[],
+        );
     }
     policy
 }
@@ -61,7 +66,13 @@ fn bench_decide(c: &mut Criterion) {
             b.iter(|| black_box(policy.decide(black_box("ns1"), black_box(&exact)).verdict))
         });
         group.bench_with_input(BenchmarkId::new("wildcard_hit", size), &size, |b, _| {
-            b.iter(|| black_box(policy.decide(black_box("ns0"), black_box(&wildcard)).verdict))
+            b.iter(|| {
+                black_box(
+                    policy
+                        .decide(black_box("ns0"), black_box(&wildcard))
+                        .verdict,
+                )
+            })
         });
         group.bench_with_input(BenchmarkId::new("miss", size), &size, |b, _| {
             b.iter(|| black_box(policy.decide(black_box("ns1"), black_box(&miss)).verdict))
@@ -73,7 +84,11 @@ fn bench_decide(c: &mut Criterion) {
 /// A config directory with `n` ServiceEntries in 100 namespace folders, 1 000 per file.
 fn config_dir(n: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("gateway.yaml"), "serviceentries: {dir: se}\n").expect("write");
+    std::fs::write(
+        dir.path().join("gateway.yaml"),
+        "serviceentries: {dir: se}\n",
+    )
+    .expect("write");
     let mut files: Vec<String> = vec![String::new(); n.div_ceil(1000)];
     for i in 0..n {
         let host = if i % 10 == 0 {
@@ -99,7 +114,9 @@ fn config_dir(n: usize) -> tempfile::TempDir {
 fn bench_compile(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile");
     group.sample_size(10);
-    group.bench_function("policy_100k_entries", |b| b.iter(|| black_box(policy(100_000))));
+    group.bench_function("policy_100k_entries", |b| {
+        b.iter(|| black_box(policy(100_000)))
+    });
     let dir = config_dir(100_000);
     group.bench_function("load_and_compile_100k_entries", |b| {
         b.iter(|| {

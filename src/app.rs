@@ -22,6 +22,7 @@ use crate::limit::TenantLimiter;
 use crate::pipeline::Context;
 use crate::reload;
 use crate::snapshot::{self, Snapshot, SnapshotCell};
+use crate::tls::TlsReloader;
 
 /// Loads and compiles `dir`: the one path `run`, `check`, `explain` and reloads share.
 pub fn load(dir: &Path, generation: u64) -> Result<(LoadedConfig, Snapshot), Vec<Diagnostic>> {
@@ -58,6 +59,17 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     let listeners = &gateway.listeners;
     let connect = match &listeners.connect {
         Some(l) => Some(bind("connect", l.address, &mut bound).await?),
+        None => None,
+    };
+    let connect_tls = match &listeners.connect_tls {
+        Some(l) => {
+            let files = gateway
+                .tls
+                .clone()
+                .context("listeners.connect_tls needs a `tls` section")?;
+            let tls = Arc::new(TlsReloader::new(files).map_err(anyhow::Error::msg)?);
+            Some((bind("connect_tls", l.address, &mut bound).await?, tls))
+        }
         None => None,
     };
     let sni = match &listeners.sni {
@@ -105,6 +117,12 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         let accept = accept::connect(listener, ctx.clone(), stop.clone(), track.clone());
         loops.push(tokio::spawn(accept));
     }
+    let tls = connect_tls.as_ref().map(|(_, tls)| tls.clone());
+    if let Some((listener, tls)) = connect_tls {
+        let accept = accept::connect_tls(listener, tls, ctx.clone(), stop.clone(), track.clone());
+        loops.push(tokio::spawn(accept));
+        metrics::touch_tls_errors("connect_tls");
+    }
     if let Some((listener, port)) = sni {
         let accept = accept::sni(listener, port, ctx.clone(), stop.clone(), track.clone());
         loops.push(tokio::spawn(accept));
@@ -121,9 +139,11 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         snapshots: snapshots.clone(),
         listeners: listener_names,
         generation: Mutex::new(1),
+        tls,
     });
     let on_change = reloader.clone();
-    let _watcher = reload::watch(vec![dir.clone()], tls_files(&gateway), move || {
+    let tls_files = reloader.tls.as_ref().map(|t| t.files()).unwrap_or_default();
+    let _watcher = reload::watch(vec![dir.clone()], tls_files, move || {
         let reloader = on_change.clone();
         tokio::task::spawn_blocking(move || reloader.reload());
     })
@@ -176,11 +196,17 @@ pub struct Reloader {
     listeners: Vec<&'static str>,
     /// The serving generation; held for the whole reload so reloads never interleave.
     generation: Mutex<u64>,
+    /// The mTLS listener's certificates, reloaded with the config.
+    tls: Option<Arc<TlsReloader>>,
 }
 
 impl Reloader {
-    /// One reload attempt: on any error the previous snapshot keeps serving.
+    /// One reload attempt of the config and the TLS files: on any error the previous snapshot
+    /// (or certificate) keeps serving.
     pub fn reload(&self) -> bool {
+        if let Some(tls) = &self.tls {
+            reload_tls(tls);
+        }
         let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
         let next = *generation + 1;
         match load(&self.dir, next) {
@@ -230,13 +256,15 @@ fn publish(snapshot: &Snapshot, listeners: &[&'static str]) {
     });
 }
 
-/// TLS files to watch for rotation.
-fn tls_files(gateway: &crate::config::gateway::GatewayFile) -> Vec<PathBuf> {
-    gateway
-        .tls
-        .iter()
-        .flat_map(|t| [t.cert.clone(), t.key.clone(), t.client_ca.clone()])
-        .collect()
+/// Re-reads the mTLS certificate, key and CA; a broken replacement keeps the previous ones.
+fn reload_tls(tls: &TlsReloader) {
+    match tls.reload() {
+        Ok(()) => tracing::info!("TLS certificate, key and client CA reloaded"),
+        Err(err) => {
+            metrics::config_failed();
+            tracing::error!("TLS reload failed, keeping the previous certificate: {err}");
+        }
+    }
 }
 
 fn enabled_listeners(loaded: &LoadedConfig) -> Vec<&'static str> {

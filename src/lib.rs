@@ -21,3 +21,4 @@ pub mod reload;
 pub mod snapshot;
 pub mod sniff;
 pub mod splice;
+pub mod tls;

@@ -10,8 +10,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::account::metrics;
+use crate::identify::Presented;
 use crate::pipeline::{self, Context};
 use crate::sniff::original_dst::original_destination;
+use crate::tls::{handshake_failure_reason, TlsReloader};
 
 /// Accepts on `listener` until `stop` is cancelled, serving each connection with `serve` on a
 /// task tracked by `tracker` (so shutdown can wait for them).
@@ -54,7 +57,9 @@ pub async fn connect(
 ) {
     accept_loop(listener, "connect", stop, tracker, move |stream, peer| {
         let ctx = ctx.clone();
-        async move { pipeline::connect::serve(ctx, stream, peer, "connect").await }
+        async move {
+            pipeline::connect::serve(ctx, stream, peer, "connect", Presented::SourceAddress).await
+        }
     })
     .await;
 }
@@ -93,5 +98,51 @@ pub async fn http(
             pipeline::forward::serve(ctx, stream, peer, "http", port).await
         }
     })
+    .await;
+}
+
+/// The mTLS listener: handshake (client certificate required), then HTTP/2 or HTTP/1.1 CONNECT
+/// by ALPN. Handshake failures are counted by reason and go no further.
+pub async fn connect_tls(
+    listener: TcpListener,
+    tls: Arc<TlsReloader>,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
+    accept_loop(
+        listener,
+        "connect_tls",
+        stop,
+        tracker,
+        move |stream, peer| {
+            let ctx = ctx.clone();
+            let acceptor = tls.acceptor();
+            async move {
+                let deadline = ctx.snapshots.load().timeouts.sniff;
+                let stream = match tokio::time::timeout(deadline, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(err)) => {
+                        let reason = handshake_failure_reason(&err);
+                        tracing::debug!(%peer, reason, error = %err, "TLS handshake failed");
+                        return metrics::tls_handshake_error("connect_tls", reason);
+                    }
+                    Err(_) => return metrics::tls_handshake_error("connect_tls", "timeout"),
+                };
+                let (_, session) = stream.get_ref();
+                let presented = session
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .map_or(Presented::Certificate { spiffe: None }, |leaf| {
+                        Presented::from_certificate(leaf)
+                    });
+                if session.alpn_protocol() == Some(b"h2") {
+                    pipeline::h2::serve(ctx, stream, peer, presented).await
+                } else {
+                    pipeline::connect::serve(ctx, stream, peer, "connect_tls", presented).await
+                }
+            }
+        },
+    )
     .await;
 }

@@ -186,6 +186,16 @@ pub fn touch_namespace(namespace: &str, listeners: &[&'static str]) {
     }
 }
 
+/// Handshake failure reasons pre-created at zero, so alerts see a series before the first failure.
+const COMMON_TLS_ERRORS: [&str; 4] = ["no_client_cert", "unknown_ca", "expired", "timeout"];
+
+/// Pre-creates `egress_tls_handshake_errors_total` series for a TLS listener.
+pub fn touch_tls_errors(listener: &'static str) {
+    for reason in COMMON_TLS_ERRORS {
+        counter!(TLS_HANDSHAKE_ERRORS, "listener" => listener, "reason" => reason).absolute(0);
+    }
+}
+
 /// Counts a failed TLS handshake.
 pub fn tls_handshake_error(listener: &'static str, reason: &'static str) {
     counter!(TLS_HANDSHAKE_ERRORS, "listener" => listener, "reason" => reason).increment(1);

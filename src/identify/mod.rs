@@ -1,8 +1,12 @@
-//! Who is the tenant: namespace from the source address (plaintext listeners).
+//! Who is the tenant: namespace from the source address (plaintext listeners) or from the SPIFFE
+//! ID in the client certificate (mTLS listener).
 //!
-//! Pure lookups over tables compiled into the snapshot; no sockets, no logging.
+//! Pure lookups over tables compiled into the snapshot and parsing of certificate bytes; no
+//! sockets, no logging.
 
 use std::net::IpAddr;
+
+use x509_parser::extensions::GeneralName;
 
 use crate::names::Namespace;
 use crate::prefix_map::PrefixMap;
@@ -26,6 +30,55 @@ impl SourceTenants {
             v4 => v4,
         };
         self.prefixes.get(peer)
+    }
+}
+
+/// What a connection presented to be identified by.
+#[derive(Debug, Clone)]
+pub enum Presented {
+    /// Nothing but its source address (plaintext listeners).
+    SourceAddress,
+    /// A verified client certificate; `spiffe` is its first `spiffe://` URI SAN, if any.
+    Certificate {
+        /// The SPIFFE ID as written in the certificate.
+        spiffe: Option<String>,
+    },
+}
+
+impl Presented {
+    /// Reads the SPIFFE URI SAN from a DER end-entity certificate.
+    pub fn from_certificate(der: &[u8]) -> Self {
+        let spiffe = x509_parser::parse_x509_certificate(der)
+            .ok()
+            .and_then(|(_, cert)| {
+                let sans = cert.subject_alternative_name().ok()??;
+                sans.value.general_names.iter().find_map(|name| match name {
+                    GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some(uri.to_string()),
+                    _ => None,
+                })
+            });
+        Self::Certificate { spiffe }
+    }
+}
+
+/// The namespace of a SPIFFE ID `spiffe://<trust_domain>/ns/<namespace>/sa/<account>`; any
+/// other shape or trust domain names no tenant.
+pub fn spiffe_namespace(spiffe: &str, trust_domain: &str) -> Option<Namespace> {
+    let path = spiffe
+        .strip_prefix("spiffe://")?
+        .strip_prefix(trust_domain)?;
+    let mut parts = path.strip_prefix('/')?.split('/');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("ns"), Some(namespace), Some("sa"), Some(account), None) if !account.is_empty() => {
+            Namespace::parse(namespace).ok()
+        }
+        _ => None,
     }
 }
 
@@ -53,5 +106,20 @@ mod tests {
         assert_eq!(of("::ffff:127.0.0.2").as_deref(), Some("app1"));
         assert_eq!(of("127.0.0.3").as_deref(), Some("wide"));
         assert_eq!(of("192.0.2.1"), None);
+    }
+
+    #[test]
+    fn spiffe_ids_name_the_namespace_only_in_our_trust_domain() {
+        let ns = |id: &str| spiffe_namespace(id, "cluster.local").map(|n| n.as_str().to_owned());
+        assert_eq!(
+            ns("spiffe://cluster.local/ns/app1/sa/default").as_deref(),
+            Some("app1")
+        );
+        assert_eq!(ns("spiffe://other.domain/ns/app1/sa/default"), None);
+        assert_eq!(ns("spiffe://cluster.local.evil/ns/app1/sa/default"), None);
+        assert_eq!(ns("spiffe://cluster.local/ns/app1/sa/"), None);
+        assert_eq!(ns("spiffe://cluster.local/ns/App1/sa/x"), None);
+        assert_eq!(ns("spiffe://cluster.local/ns/app1/sa/x/extra"), None);
+        assert_eq!(ns("https://cluster.local/ns/app1/sa/x"), None);
     }
 }

@@ -12,6 +12,7 @@ use super::io::Rewind;
 use super::{forward, Context};
 use crate::account::ConnectionRecord;
 use crate::decide::{Decision, DenyReason, Inspection, Verdict};
+use crate::identify::Presented;
 use crate::names::{Host, Hostname, Target};
 use crate::snapshot::Snapshot;
 use crate::sniff::connect_head::{self, HeadError, ProxyRequest};
@@ -28,8 +29,13 @@ enum HeadFailure {
 }
 
 /// Serves one CONNECT request on `client` (a plaintext or TLS stream).
-pub async fn serve<S>(ctx: Arc<Context>, mut client: S, peer: SocketAddr, listener: &'static str)
-where
+pub async fn serve<S>(
+    ctx: Arc<Context>,
+    mut client: S,
+    peer: SocketAddr,
+    listener: &'static str,
+    presented: Presented,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let snapshot = ctx.snapshots.load();
@@ -67,10 +73,9 @@ where
     };
     record.target(&target);
 
-    let Some(namespace) = snapshot.tenants.namespace_of(peer.ip()).cloned() else {
+    let Some(namespace) = ctx.identify(&snapshot, peer, &presented, &mut record) else {
         return deny(&mut client, &mut record, DenyReason::UnknownTenant).await;
     };
-    record.tenant(&namespace, None);
     let _admitted = match ctx.admit(&snapshot, &namespace, &mut record) {
         Ok(admitted) => admitted,
         Err(reason) => return deny(&mut client, &mut record, reason).await,
@@ -144,14 +149,18 @@ async fn read_head<S: AsyncRead + Unpin>(
 }
 
 /// TLS ports of a named host are sniffed when `require_sni_match` is on.
-fn needs_sni_check(snapshot: &Snapshot, decision: &Decision<'_>, target: &Target) -> bool {
+pub(super) fn needs_sni_check(
+    snapshot: &Snapshot,
+    decision: &Decision<'_>,
+    target: &Target,
+) -> bool {
     snapshot.require_sni_match
         && decision.inspection() == Inspection::Sni
         && matches!(target.host, Host::Name(_))
 }
 
 /// Reads the tenant's ClientHello (kept in `buf` for replay) and checks its SNI names `target`.
-async fn check_sni<S: AsyncRead + Unpin>(
+pub(super) async fn check_sni<S: AsyncRead + Unpin>(
     client: &mut S,
     buf: &mut BytesMut,
     snapshot: &Snapshot,

@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,13 +16,14 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::io::{ByteCounts, Counted};
 use super::Context;
 use crate::account::ConnectionRecord;
 use crate::decide::DenyReason;
+use crate::identify::Presented;
 use crate::names::Target;
 use crate::sniff::connect_head::parse_authority;
 use crate::splice::Transferred;
@@ -53,15 +54,31 @@ pub async fn serve<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let max_head = ctx.snapshots.load().limits.max_request_head_bytes;
+    let snapshot = ctx.snapshots.load();
+    let (max_head, sniff) = (
+        snapshot.limits.max_request_head_bytes,
+        snapshot.timeouts.sniff,
+    );
+    drop(snapshot);
+    let requests = Arc::new(AtomicU64::new(0));
+    let seen = requests.clone();
     let service = service_fn(move |req| {
         let ctx = ctx.clone();
+        seen.fetch_add(1, Ordering::Relaxed);
         async move { Ok::<_, Infallible>(forward(&ctx, req, peer, listener, default_port).await) }
     });
-    let _ = hyper::server::conn::http1::Builder::new()
+    // Every request head must arrive within `timeouts.sniff`, like a CONNECT head or a
+    // ClientHello: a client trickling bytes cannot hold a connection (and a task) open.
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(sniff)
         .max_buf_size(max_head.max(8192))
         .serve_connection(TokioIo::new(io), service)
         .await;
+    if served.is_err_and(|err| err.is_timeout()) && requests.load(Ordering::Relaxed) == 0 {
+        // No request was ever complete: account the connection once, as the other front ends do.
+        ConnectionRecord::new(listener, peer).deny(DenyReason::SniffTimeout);
+    }
 }
 
 async fn forward(
@@ -78,10 +95,10 @@ async fn forward(
         Err(status) => return deny(&mut record, status, DenyReason::MalformedRequest),
     };
     record.target(&target);
-    let Some(namespace) = snapshot.tenants.namespace_of(peer.ip()).cloned() else {
+    let Some(namespace) = ctx.identify(&snapshot, peer, &Presented::SourceAddress, &mut record)
+    else {
         return deny(&mut record, 403, DenyReason::UnknownTenant);
     };
-    record.tenant(&namespace, None);
     let admitted = match ctx.admit(&snapshot, &namespace, &mut record) {
         Ok(admitted) => admitted,
         Err(reason) => return deny(&mut record, reason.http_status(), reason),

@@ -6,6 +6,8 @@
 pub mod answer;
 pub mod connect;
 pub mod forward;
+pub mod h2;
+pub mod h2_stream;
 pub mod io;
 pub mod sni;
 
@@ -19,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::account::ConnectionRecord;
 use crate::decide::{DenyReason, Verdict};
 use crate::dial::{Dialed, Dialer};
+use crate::identify::{spiffe_namespace, Presented};
 use crate::limit::{Permit, TenantLimiter};
 use crate::names::{Namespace, Target};
 use crate::snapshot::{Snapshot, SnapshotCell};
@@ -46,6 +49,34 @@ pub struct Admitted {
 }
 
 impl Context {
+    /// Names the tenant from what the connection presented; records it (or the identity that
+    /// named no tenant).
+    pub fn identify(
+        &self,
+        snapshot: &Snapshot,
+        peer: std::net::SocketAddr,
+        presented: &Presented,
+        record: &mut ConnectionRecord,
+    ) -> Option<Namespace> {
+        match presented {
+            Presented::SourceAddress => {
+                let namespace = snapshot.tenants.namespace_of(peer.ip()).cloned()?;
+                record.tenant(&namespace, None);
+                Some(namespace)
+            }
+            Presented::Certificate { spiffe } => {
+                let Some(spiffe) = spiffe else {
+                    record.identity("no-spiffe-id");
+                    return None;
+                };
+                record.identity(spiffe);
+                let namespace = spiffe_namespace(spiffe, &snapshot.trust_domain)?;
+                record.tenant(&namespace, Some(spiffe));
+                Some(namespace)
+            }
+        }
+    }
+
     /// Takes a connection slot for `namespace`, or records `tenant_connection_limit`.
     pub fn admit(
         &self,

@@ -11,6 +11,7 @@ use super::answer::{self, Alert};
 use super::Context;
 use crate::account::ConnectionRecord;
 use crate::decide::DenyReason;
+use crate::identify::Presented;
 use crate::names::{Host, Hostname, Target};
 use crate::sniff::hello_reader::{self, SniffError};
 use crate::sniff::original_dst::original_destination;
@@ -43,10 +44,10 @@ pub async fn serve(ctx: &Context, mut client: TcpStream, peer: SocketAddr, defau
         Ok(Ok(hello)) => hello,
     };
     record.sni(hello.server_name.as_deref(), hello.ech);
-    let Some(namespace) = snapshot.tenants.namespace_of(peer.ip()).cloned() else {
+    let Some(namespace) = ctx.identify(&snapshot, peer, &Presented::SourceAddress, &mut record)
+    else {
         return deny(&mut client, &mut record, DenyReason::UnknownTenant).await;
     };
-    record.tenant(&namespace, None);
     let Some(raw_sni) = hello.server_name.as_deref() else {
         return deny(&mut client, &mut record, DenyReason::MissingSni).await;
     };

@@ -1,0 +1,624 @@
+//! The mTLS listener: SPIFFE tenant identity, handshake failures by reason, HTTP/1.1 CONNECT
+//! (curl with a workload certificate) and HTTP/2 CONNECT (many streams, per-stream decisions,
+//! flow control), and certificate rotation without restart.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::pki::{Ca, Issued};
+use common::{ConfigDir, Gateway, WAIT};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+const APP1_ID: &str = "spiffe://cluster.local/ns/app1/sa/default";
+const APP2_ID: &str = "spiffe://cluster.local/ns/app2/sa/worker";
+
+/// The PKI and config of one test.
+struct World {
+    ca: Ca,
+    config: ConfigDir,
+}
+
+fn certs(pem: &str) -> Vec<CertificateDer<'static>> {
+    rustls_pemfile::certs(&mut pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("certs")
+}
+
+fn key(pem: &str) -> PrivateKeyDer<'static> {
+    rustls_pemfile::private_key(&mut pem.as_bytes())
+        .expect("key")
+        .expect("some key")
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn write(dir: &Path, name: &str, content: &str) {
+    std::fs::write(dir.join(name), content).expect("write");
+}
+
+/// A config with the mTLS listener, its certificates, and `entries` in app1 (exported to app2 when
+/// `shared`).
+fn world(extra: &str) -> World {
+    let ca = Ca::new("tenant-ca");
+    let server = ca.server(&["127.0.0.1", "gateway.test"]);
+    let config = ConfigDir::new(&format!(
+        "listeners:\n  connect_tls: {{address: \"127.0.0.1:0\"}}\nadmin: {{address: \"127.0.0.1:0\"}}\ntls: {{cert: certs/gw.pem, key: certs/gw-key.pem, client_ca: certs/ca.pem}}\nidentity: {{trust_domain: cluster.local}}\n{extra}"
+    ));
+    let certs_dir = config.path().join("certs");
+    std::fs::create_dir_all(&certs_dir).expect("mkdir");
+    write(&certs_dir, "gw.pem", &server.cert);
+    write(&certs_dir, "gw-key.pem", &server.key);
+    write(&certs_dir, "ca.pem", &ca.pem);
+    World { ca, config }
+}
+
+/// A TCP (opaque) entry for `host:port` in app1 that dials `upstream`.
+fn tcp_entry(world: &World, name: &str, host: &str, port: u16, upstream: std::net::SocketAddr) {
+    world.config.entry(
+        &format!("app1/{name}.yaml"),
+        &common::static_entry(name, host, port, "TCP", upstream),
+    );
+}
+
+fn client_config(
+    ca_pem: &str,
+    client: Option<&Issued>,
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs(ca_pem) {
+        roots.add(cert).expect("root");
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let mut config = match client {
+        Some(issued) => builder
+            .with_client_auth_cert(certs(&issued.cert), key(&issued.key))
+            .expect("client auth"),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+async fn tls_connect(
+    gateway: &Gateway,
+    ca_pem: &str,
+    client: Option<&Issued>,
+    alpn: &[&[u8]],
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(gateway.addr("connect_tls")).await?;
+    let connector = TlsConnector::from(client_config(ca_pem, client, alpn));
+    let mut tls = connector
+        .connect(ServerName::try_from("gateway.test").expect("name"), tcp)
+        .await?;
+    // TLS 1.3 reports a refused client certificate only on the first read.
+    if client.is_none() {
+        let mut byte = [0u8; 1];
+        let _first = tls.read(&mut byte).await?;
+    }
+    Ok(tls)
+}
+
+/// Sends an HTTP/1.1 CONNECT over `stream` and returns the answer head.
+async fn h1_connect<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    authority: &str,
+) -> String {
+    let request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut byte))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).expect("utf8")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spiffe_identity_decides_http1_connect_inside_tls() {
+    let echo = common::echo_server().await;
+    let world = world("");
+    tcp_entry(&world, "echo", "echo.test", 7000, echo);
+    let gateway = Gateway::start(&world.config);
+    let app1 = world.ca.client(Some(APP1_ID), &[], false);
+
+    let mut tls = tls_connect(&gateway, &world.ca.pem, Some(&app1), &[b"http/1.1"])
+        .await
+        .expect("handshake");
+    let head = h1_connect(&mut tls, "echo.test:7000").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    tls.write_all(b"ping over mtls").await.expect("write");
+    let mut back = [0u8; 14];
+    tls.read_exact(&mut back).await.expect("echo");
+    assert_eq!(&back, b"ping over mtls");
+    drop(tls);
+
+    // The same destination from another tenant's certificate: its own allowlist decides.
+    let app2 = world.ca.client(Some(APP2_ID), &[], false);
+    let mut tls = tls_connect(&gateway, &world.ca.pem, Some(&app2), &[b"http/1.1"])
+        .await
+        .expect("handshake");
+    let head = h1_connect(&mut tls, "echo.test:7000").await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    assert!(
+        head.contains("X-Egress-Deny-Reason: not_allowlisted"),
+        "{head}"
+    );
+
+    let line = gateway.wait_access_log(|l| l["host"] == "echo.test" && l["namespace"] == "app1");
+    assert_eq!(line["listener"], "connect_tls");
+    assert_eq!(line["namespace"], "app1");
+    assert_eq!(line["identity"], APP1_ID);
+    assert_eq!(line["decision"], "allow");
+    assert_eq!(line["service_entry"], "app1/echo");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_without_our_spiffe_id_are_unknown_tenants() {
+    let echo = common::echo_server().await;
+    let world = world("");
+    tcp_entry(&world, "echo", "echo.test", 7000, echo);
+    let gateway = Gateway::start(&world.config);
+    let cases = [
+        (
+            "dns-san-only",
+            world.ca.client(None, &["app1"], false),
+            "no-spiffe-id",
+        ),
+        (
+            "other-trust-domain",
+            world
+                .ca
+                .client(Some("spiffe://other.domain/ns/app1/sa/default"), &[], false),
+            "spiffe://other.domain/ns/app1/sa/default",
+        ),
+    ];
+    for (case, cert, identity) in &cases {
+        let mut tls = tls_connect(&gateway, &world.ca.pem, Some(cert), &[b"http/1.1"])
+            .await
+            .expect("handshake is accepted");
+        let head = h1_connect(&mut tls, "echo.test:7000").await;
+        assert!(head.starts_with("HTTP/1.1 403"), "{case}: {head}");
+        assert!(
+            head.contains("X-Egress-Deny-Reason: unknown_tenant"),
+            "{case}: {head}"
+        );
+        let line = gateway.wait_access_log(|l| l["identity"] == *identity);
+        assert_eq!(line["namespace"], "unknown", "{case}");
+        assert_eq!(line["reason"], "unknown_tenant", "{case}");
+    }
+    let denied = gateway.metric(
+        "egress_connections_total",
+        &[
+            ("namespace", "unknown"),
+            ("listener", "connect_tls"),
+            ("reason", "unknown_tenant"),
+        ],
+    );
+    assert_eq!(denied, Some(2.0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn handshake_failures_are_counted_by_reason() {
+    let world = world("");
+    let gateway = Gateway::start(&world.config);
+    let stranger_ca = Ca::new("unknown-ca");
+    let stranger = stranger_ca.client(Some(APP1_ID), &[], false);
+    let expired = world.ca.client(Some(APP1_ID), &[], true);
+
+    let cases: [(&str, Option<&Issued>); 3] = [
+        ("no_client_cert", None),
+        ("unknown_ca", Some(&stranger)),
+        ("expired", Some(&expired)),
+    ];
+    for (reason, cert) in cases {
+        let result = async {
+            let mut tls = tls_connect(&gateway, &world.ca.pem, cert, &[b"http/1.1"]).await?;
+            let mut byte = [0u8; 1];
+            tls.read(&mut byte).await
+        }
+        .await;
+        assert!(
+            result.is_err() || result.is_ok_and(|n| n == 0),
+            "{reason} must fail"
+        );
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let value = gateway.metric(
+                "egress_tls_handshake_errors_total",
+                &[("listener", "connect_tls"), ("reason", reason)],
+            );
+            if value == Some(1.0) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{reason} counted: {value:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    let output = tokio::process::Command::new("timeout")
+        .args(["10", "openssl", "s_client", "-connect"])
+        .arg(gateway.addr("connect_tls").to_string())
+        .args(["-ign_eof", "-servername", "gateway.test", "-CAfile"])
+        .arg(world.config.path().join("certs/ca.pem"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("openssl s_client must be installed");
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("alert certificate required"),
+        "openssl without a client certificate is refused:\n{text}"
+    );
+    let counted = gateway.metric(
+        "egress_tls_handshake_errors_total",
+        &[("listener", "connect_tls"), ("reason", "no_client_cert")],
+    );
+    assert_eq!(counted, Some(2.0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn curl_reaches_a_tls_origin_through_the_mtls_proxy() {
+    let origin_ca = Ca::new("origin-ca");
+    let origin_cert = origin_ca.server(&["allowed.test"]);
+    let origin = tls_http_origin(&origin_cert).await;
+    let world = world("");
+    world.config.entry(
+        "app1/allowed.yaml",
+        &common::static_entry("allowed", "allowed.test", 443, "HTTPS", origin),
+    );
+    let gateway = Gateway::start(&world.config);
+    let tenant = world.ca.client(Some(APP1_ID), &[], false);
+    let dir = world.config.path();
+    write(dir, "tenant.pem", &tenant.cert);
+    write(dir, "tenant-key.pem", &tenant.key);
+    write(dir, "origin-ca.pem", &origin_ca.pem);
+
+    let output = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--proxy"])
+        .arg(format!(
+            "https://127.0.0.1:{}",
+            gateway.addr("connect_tls").port()
+        ))
+        .arg("--proxy-cacert")
+        .arg(dir.join("certs/ca.pem"))
+        .arg("--proxy-cert")
+        .arg(dir.join("tenant.pem"))
+        .arg("--proxy-key")
+        .arg(dir.join("tenant-key.pem"))
+        .arg("--cacert")
+        .arg(dir.join("origin-ca.pem"))
+        .arg("https://allowed.test/")
+        .output()
+        .await
+        .expect("curl must be installed");
+    assert!(
+        output.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "hello from allowed.test\n"
+    );
+    let line = gateway.wait_access_log(|l| l["host"] == "allowed.test");
+    assert_eq!(line["sni"], "allowed.test");
+    assert_eq!(line["identity"], APP1_ID);
+    assert_eq!(line["decision"], "allow");
+}
+
+/// A TLS origin answering every request with a fixed HTTP/1.1 body.
+async fn tls_http_origin(cert: &Issued) -> std::net::SocketAddr {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs(&cert.cert), key(&cert.key))
+        .expect("server config");
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = "hello from allowed.test\n";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// An HTTP/2 client connection over mTLS, driven in the background.
+async fn h2_client(gateway: &Gateway, world: &World, id: &str) -> h2::client::SendRequest<Bytes> {
+    let tenant = world.ca.client(Some(id), &[], false);
+    let tls = tls_connect(gateway, &world.ca.pem, Some(&tenant), &[b"h2"])
+        .await
+        .expect("handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (send, connection) = h2::client::handshake(tls).await.expect("h2 handshake");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    send.ready().await.expect("ready")
+}
+
+/// Opens a CONNECT stream; returns the response and the body halves.
+async fn h2_connect(
+    send: &mut h2::client::SendRequest<Bytes>,
+    authority: &str,
+) -> (http::Response<h2::RecvStream>, h2::SendStream<Bytes>) {
+    let request = http::Request::builder()
+        .method("CONNECT")
+        .uri(authority)
+        .body(())
+        .expect("request");
+    let ready = send.clone().ready().await.expect("ready");
+    *send = ready;
+    let (response, stream) = send.send_request(request, false).expect("send");
+    let response = tokio::time::timeout(WAIT, response)
+        .await
+        .expect("answer in time")
+        .expect("response");
+    (response, stream)
+}
+
+async fn read_exactly(body: &mut h2::RecvStream, n: usize) -> Vec<u8> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let chunk = tokio::time::timeout(WAIT, body.data())
+            .await
+            .expect("data in time")
+            .expect("stream open")
+            .expect("data");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        got.extend_from_slice(&chunk);
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn h2_connect_multiplexes_100_tunnels_and_denies_per_stream() {
+    let echo = common::echo_server().await;
+    let world = world("limits: {max_streams_per_connection: 150}\n");
+    tcp_entry(&world, "echo", "echo.test", 7000, echo);
+    let gateway = Gateway::start(&world.config);
+    let mut send = h2_client(&gateway, &world, APP1_ID).await;
+
+    let mut tunnels = Vec::new();
+    for i in 0..100u32 {
+        let mut send = send.clone();
+        tunnels.push(tokio::spawn(async move {
+            let (response, mut stream) = h2_connect(&mut send, "echo.test:7000").await;
+            assert_eq!(response.status(), 200, "stream {i}");
+            let mut body = response.into_body();
+            let payload: Vec<u8> = (0..20_000u32)
+                .map(|b| (b.wrapping_mul(31) ^ i) as u8)
+                .collect();
+            stream
+                .send_data(Bytes::from(payload.clone()), false)
+                .expect("send");
+            let echoed = read_exactly(&mut body, payload.len()).await;
+            assert_eq!(echoed, payload, "stream {i} bytes");
+            stream.send_data(Bytes::new(), true).expect("end");
+        }));
+    }
+    let (denied, _) = h2_connect(&mut send, "evil.test:7000").await;
+    assert_eq!(denied.status(), 403);
+    assert_eq!(denied.headers()["x-egress-deny-reason"], "not_allowlisted");
+    for tunnel in tunnels {
+        tunnel.await.expect("tunnel ok");
+    }
+    let deadline = Instant::now() + WAIT;
+    while gateway
+        .access_log()
+        .iter()
+        .filter(|l| l["decision"] == "allow")
+        .count()
+        < 100
+    {
+        assert!(Instant::now() < deadline, "100 tunnels logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let allowed = gateway.metric(
+        "egress_connections_total",
+        &[
+            ("namespace", "app1"),
+            ("listener", "connect_tls"),
+            ("decision", "allow"),
+        ],
+    );
+    assert_eq!(allowed, Some(100.0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_upstream_does_not_stall_sibling_streams() {
+    // An upstream that accepts and never reads: its stream's window fills up.
+    let sink = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let sink_addr = sink.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = sink.accept().await {
+            held.push(stream);
+        }
+    });
+    let echo = common::echo_server().await;
+    let world = world("limits: {max_streams_per_connection: 7}\n");
+    tcp_entry(&world, "echo", "echo.test", 7000, echo);
+    tcp_entry(&world, "sink", "sink.test", 7001, sink_addr);
+    let gateway = Gateway::start(&world.config);
+    let mut send = h2_client(&gateway, &world, APP1_ID).await;
+    let deadline = Instant::now() + WAIT;
+    while send.current_max_send_streams() != 7 {
+        assert!(Instant::now() < deadline, "the stream limit is advertised");
+        send = send.ready().await.expect("ready");
+        tokio::task::yield_now().await;
+    }
+
+    let (response, mut slow) = h2_connect(&mut send, "sink.test:7001").await;
+    assert_eq!(response.status(), 200);
+    // Far more than the stream window and the socket buffers can take.
+    slow.reserve_capacity(64 * 1024 * 1024);
+    let stuffed = tokio::spawn(async move {
+        let mut sent = 0usize;
+        while sent < 64 * 1024 * 1024 {
+            match std::future::poll_fn(|cx| slow.poll_capacity(cx)).await {
+                Some(Ok(n)) => {
+                    slow.send_data(Bytes::from(vec![0u8; n]), false)
+                        .expect("send");
+                    sent += n;
+                }
+                _ => break,
+            }
+        }
+        sent
+    });
+
+    let started = Instant::now();
+    for _ in 0..5 {
+        let (response, mut stream) = h2_connect(&mut send, "echo.test:7000").await;
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        stream
+            .send_data(Bytes::from_static(b"still flowing"), true)
+            .expect("send");
+        assert_eq!(read_exactly(&mut body, 13).await, b"still flowing");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "siblings were stalled"
+    );
+    assert!(
+        !stuffed.is_finished(),
+        "the slow stream must be held back by flow control"
+    );
+    stuffed.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_namespace_limit_counts_streams() {
+    let echo = common::echo_server().await;
+    let world = world("limits: {namespaces: {app1: 3}}\n");
+    tcp_entry(&world, "echo", "echo.test", 7000, echo);
+    let gateway = Gateway::start(&world.config);
+    let mut send = h2_client(&gateway, &world, APP1_ID).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let (response, stream) = h2_connect(&mut send, "echo.test:7000").await;
+        assert_eq!(response.status(), 200);
+        open.push((response, stream));
+    }
+    let (fourth, _) = h2_connect(&mut send, "echo.test:7000").await;
+    assert_eq!(fourth.status(), 429);
+    assert_eq!(
+        fourth.headers()["x-egress-deny-reason"],
+        "tenant_connection_limit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotated_certificates_take_effect_without_restart() {
+    let echo = common::echo_server().await;
+    let world = world("");
+    tcp_entry(&world, "echo", "echo.test", 7000, echo);
+    let gateway = Gateway::start(&world.config);
+    let tenant = world.ca.client(Some(APP1_ID), &[], false);
+    let mut send = h2_client(&gateway, &world, APP1_ID).await;
+
+    let served_cert = |ca: String| {
+        let tenant = tenant.clone();
+        let gateway = &gateway;
+        async move {
+            let tls = tls_connect(gateway, &ca, Some(&tenant), &[b"http/1.1"]).await?;
+            Ok::<_, std::io::Error>(tls.get_ref().1.peer_certificates().expect("certs")[0].clone())
+        }
+    };
+    let before = served_cert(world.ca.pem.clone()).await.expect("old cert");
+
+    // Rotate: new serving certificate from the same CA, written the way an operator would.
+    let rotated = world.ca.server(&["127.0.0.1", "gateway.test"]);
+    let certs_dir = world.config.path().join("certs");
+    write(&certs_dir, "gw-key.pem.new", &rotated.key);
+    write(&certs_dir, "gw.pem.new", &rotated.cert);
+    std::fs::rename(
+        certs_dir.join("gw-key.pem.new"),
+        certs_dir.join("gw-key.pem"),
+    )
+    .expect("mv");
+    std::fs::rename(certs_dir.join("gw.pem.new"), certs_dir.join("gw.pem")).expect("mv");
+    let rotated_at = Instant::now();
+    loop {
+        let now = served_cert(world.ca.pem.clone()).await.expect("handshake");
+        if now != before {
+            assert_eq!(now.as_ref(), certs(&rotated.cert)[0].as_ref());
+            break;
+        }
+        assert!(
+            rotated_at.elapsed() < Duration::from_secs(2),
+            "rotation within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The connection opened before the rotation still carries new tunnels.
+    let (response, _) = h2_connect(&mut send, "echo.test:7000").await;
+    assert_eq!(response.status(), 200);
+
+    // A broken replacement is refused; the rotated certificate keeps serving.
+    let failures = || {
+        gateway
+            .metric("egress_config_reloads_total", &[("result", "failure")])
+            .unwrap_or(0.0)
+    };
+    let failed_before = failures();
+    write(
+        &certs_dir,
+        "gw.pem",
+        "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n",
+    );
+    let deadline = Instant::now() + WAIT;
+    while failures() <= failed_before {
+        assert!(Instant::now() < deadline, "broken rotation counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gateway.wait_log("TLS reload failed");
+    let still = served_cert(world.ca.pem.clone())
+        .await
+        .expect("handshake after broken rotation");
+    assert_eq!(still.as_ref(), certs(&rotated.cert)[0].as_ref());
+}
