@@ -1,4 +1,4 @@
-//! Tests against the corpus of real Istio manifests (../shared/corpus/serviceentries) plus
+//! Tests against the corpus of real Istio manifests (tests/corpus/serviceentries, copied unchanged from ../shared/corpus) plus
 //! focused cases for rules the corpus does not reach.
 
 use std::fs;
@@ -8,7 +8,7 @@ use super::*;
 
 const CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/corpus/serviceentries/"
+    "/tests/corpus/serviceentries/"
 );
 
 /// Every file Istio rejects: (file, keyword the refusing message must contain, path it must point
