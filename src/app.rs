@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::accept;
 use crate::account::metrics;
+use crate::account::Accounting;
 use crate::admin::{self, AdminState};
 use crate::config::{self, Diagnostic, LoadedConfig};
 use crate::dial::{Dialer, DnsResolver};
@@ -93,6 +94,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         dialer: Dialer::new(Box::new(resolver), bound),
         limiter: TenantLimiter::default(),
         hard_stop: hard_stop.clone(),
+        accounting: Arc::new(Accounting::stdout()),
     });
     let stop_accepting = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -167,6 +169,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), tracker.wait()).await;
     }
     admin_stop.cancel();
+    ctx.accounting.log.flush();
     tracing::info!("stopped");
     Ok(())
 }

@@ -44,11 +44,64 @@ pub struct AccessLogLine<'a> {
     pub ech: bool,
 }
 
-/// Writes `line` to stdout as one JSON line; a closed stdout must not take the gateway down.
-pub fn write(line: &AccessLogLine<'_>) {
-    if let Ok(mut json) = serde_json::to_vec(line) {
-        json.push(b'\n');
-        let _ = std::io::stdout().lock().write_all(&json);
+/// What the writer thread is asked to do.
+enum Message {
+    Line(Vec<u8>),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// Writes access-log lines to stdout from its own thread, batching writes: a connection never
+/// waits on stdout, and a burst of closes becomes a few large writes instead of one per line.
+pub struct AccessLog {
+    sender: std::sync::mpsc::Sender<Message>,
+}
+
+impl AccessLog {
+    /// Starts the writer thread on stdout.
+    pub fn stdout() -> Self {
+        let (sender, receiver) = std::sync::mpsc::channel::<Message>();
+        let spawned = std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+                while let Ok(message) = receiver.recv() {
+                    let mut pending = Some(message);
+                    while let Some(message) = pending.take() {
+                        match message {
+                            Message::Line(line) => {
+                                let _ = out.write_all(&line);
+                            }
+                            Message::Flush(done) => {
+                                let _ = out.flush();
+                                let _ = done.send(());
+                            }
+                        }
+                        pending = receiver.try_recv().ok();
+                    }
+                    // A closed stdout must not take the gateway down.
+                    let _ = out.flush();
+                }
+            });
+        if let Err(err) = spawned {
+            tracing::error!(error = %err, "cannot start the access-log writer");
+        }
+        Self { sender }
+    }
+
+    /// Queues one line.
+    pub fn write(&self, line: &AccessLogLine<'_>) {
+        if let Ok(mut json) = serde_json::to_vec(line) {
+            json.push(b'\n');
+            let _ = self.sender.send(Message::Line(json));
+        }
+    }
+
+    /// Waits until every line queued so far is written (at shutdown).
+    pub fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        if self.sender.send(Message::Flush(done)).is_ok() {
+            let _ = wait.recv_timeout(std::time::Duration::from_secs(5));
+        }
     }
 }
 

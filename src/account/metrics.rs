@@ -4,6 +4,9 @@
 //! Label values come only from configuration and fixed sets: a host a client merely asked for
 //! never becomes a label value.
 
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -107,66 +110,127 @@ fn describe() {
     describe_gauge!(BUILD_INFO, "Build information; the value is always 1.");
 }
 
-/// Handles for one tenant on one listener, resolved once per connection.
-pub struct TenantMetrics {
-    namespace: String,
-    listener: &'static str,
-    active: Gauge,
+/// Listener label values, in the order handle tables use.
+pub const LISTENERS: [&str; 4] = ["connect", "connect_tls", "sni", "http"];
+
+fn listener_index(listener: &str) -> usize {
+    LISTENERS.iter().position(|l| *l == listener).unwrap_or(0)
 }
 
-impl TenantMetrics {
-    /// Resolves the handles for `namespace` on `listener`.
-    pub fn new(namespace: &str, listener: &'static str) -> Self {
+/// Every metric handle of one tenant, resolved once and shared by all its connections, so the
+/// connection path never hashes label sets.
+pub struct TenantHandles {
+    namespace: Box<str>,
+    active: [OnceLock<Gauge>; LISTENERS.len()],
+    verdicts: [[OnceLock<Counter>; Verdict::COUNT]; LISTENERS.len()],
+    duration: Histogram,
+    upstream_connect: Histogram,
+    bytes: RwLock<HashMap<Box<str>, (Counter, Counter)>>,
+}
+
+impl TenantHandles {
+    fn new(namespace: &str) -> Self {
         Self {
-            namespace: namespace.to_owned(),
-            listener,
-            active: gauge!(ACTIVE_CONNECTIONS, "namespace" => namespace.to_owned(), "listener" => listener),
+            namespace: namespace.into(),
+            active: std::array::from_fn(|_| OnceLock::new()),
+            verdicts: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
+            duration: histogram!(CONNECTION_DURATION, "namespace" => namespace.to_owned()),
+            upstream_connect: histogram!(UPSTREAM_CONNECT_DURATION, "namespace" => namespace.to_owned()),
+            bytes: RwLock::new(HashMap::new()),
         }
     }
 
-    /// A connection opened.
-    pub fn opened(&self) {
-        self.active.increment(1.0);
+    fn active(&self, listener: &'static str) -> &Gauge {
+        self.active[listener_index(listener)].get_or_init(|| {
+            gauge!(ACTIVE_CONNECTIONS, "namespace" => self.namespace.to_string(), "listener" => listener)
+        })
     }
 
-    /// A connection closed.
-    pub fn closed(&self) {
-        self.active.decrement(1.0);
+    /// A connection opened on `listener`.
+    pub fn opened(&self, listener: &'static str) {
+        self.active(listener).increment(1.0);
+    }
+
+    /// A connection closed on `listener`.
+    pub fn closed(&self, listener: &'static str) {
+        self.active(listener).decrement(1.0);
     }
 
     /// Counts the decision a connection ended with.
-    pub fn decided(&self, verdict: Verdict) {
-        counter!(
-            CONNECTIONS_TOTAL,
-            "namespace" => self.namespace.clone(),
-            "listener" => self.listener,
-            "decision" => verdict.label(),
-            "reason" => verdict.reason_label(),
-        )
-        .increment(1);
+    pub fn decided(&self, listener: &'static str, verdict: Verdict) {
+        self.verdicts[listener_index(listener)][verdict.index()]
+            .get_or_init(|| {
+                counter!(
+                    CONNECTIONS_TOTAL,
+                    "namespace" => self.namespace.to_string(),
+                    "listener" => listener,
+                    "decision" => verdict.label(),
+                    "reason" => verdict.reason_label(),
+                )
+            })
+            .increment(1);
     }
 
-    /// Records the connection's lifetime.
-    pub fn duration(&self) -> Histogram {
-        histogram!(CONNECTION_DURATION, "namespace" => self.namespace.clone())
+    /// Connection lifetimes.
+    pub fn duration(&self) -> &Histogram {
+        &self.duration
     }
 
-    /// Records an upstream connect latency.
-    pub fn upstream_connect(&self) -> Histogram {
-        histogram!(UPSTREAM_CONNECT_DURATION, "namespace" => self.namespace.clone())
+    /// Upstream connect latencies.
+    pub fn upstream_connect(&self) -> &Histogram {
+        &self.upstream_connect
     }
 
-    /// Byte counters for tunnels allowed by `service_entry` (`-` when audited without an entry).
+    /// Byte counters (egress, ingress) for tunnels allowed by `service_entry`.
     pub fn bytes(&self, service_entry: &str) -> (Counter, Counter) {
+        if let Some(pair) = self
+            .bytes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(service_entry)
+        {
+            return pair.clone();
+        }
         let make = |direction: &'static str| {
             counter!(
                 BYTES_TOTAL,
-                "namespace" => self.namespace.clone(),
+                "namespace" => self.namespace.to_string(),
                 "service_entry" => service_entry.to_owned(),
                 "direction" => direction,
             )
         };
-        (make("egress"), make("ingress"))
+        self.bytes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(service_entry.into())
+            .or_insert_with(|| (make("egress"), make("ingress")))
+            .clone()
+    }
+}
+
+/// Tenant handles by namespace; outlives reloads (namespaces come and go rarely).
+#[derive(Default)]
+pub struct MetricsCache {
+    tenants: RwLock<HashMap<Box<str>, Arc<TenantHandles>>>,
+}
+
+impl MetricsCache {
+    /// The handles of `namespace`, created on first use.
+    pub fn tenant(&self, namespace: &str) -> Arc<TenantHandles> {
+        if let Some(handles) = self
+            .tenants
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(namespace)
+        {
+            return handles.clone();
+        }
+        self.tenants
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(namespace.into())
+            .or_insert_with(|| Arc::new(TenantHandles::new(namespace)))
+            .clone()
     }
 }
 

@@ -6,3 +6,21 @@ pub mod metrics;
 pub mod record;
 
 pub use record::ConnectionRecord;
+
+/// Accounting shared by every connection: metric handles per tenant and the access-log writer.
+pub struct Accounting {
+    /// Per-tenant metric handles.
+    pub metrics: metrics::MetricsCache,
+    /// The access-log writer.
+    pub log: access_log::AccessLog,
+}
+
+impl Accounting {
+    /// Accounting that writes the access log to stdout.
+    pub fn stdout() -> Self {
+        Self {
+            metrics: metrics::MetricsCache::default(),
+            log: access_log::AccessLog::stdout(),
+        }
+    }
+}

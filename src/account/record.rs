@@ -7,20 +7,24 @@ use std::time::{Duration, Instant, SystemTime};
 
 use metrics::Counter;
 
+use std::sync::Arc;
+
 use super::access_log::{self, AccessLogLine};
-use super::metrics::TenantMetrics;
+use super::metrics::TenantHandles;
+use super::Accounting;
 use crate::decide::{DenyReason, Verdict};
 use crate::names::{Namespace, Target};
 use crate::splice::Transferred;
 
 /// What is known about one connection so far.
 pub struct ConnectionRecord {
+    accounting: Arc<Accounting>,
     started: Instant,
     listener: &'static str,
     src: SocketAddr,
     namespace: Option<Namespace>,
     identity: String,
-    tenant: Option<TenantMetrics>,
+    tenant: Option<Arc<TenantHandles>>,
     host: Option<String>,
     port: Option<u16>,
     sni: Option<String>,
@@ -35,8 +39,9 @@ pub struct ConnectionRecord {
 
 impl ConnectionRecord {
     /// Starts the record when a connection is accepted.
-    pub fn new(listener: &'static str, src: SocketAddr) -> Self {
+    pub fn new(accounting: Arc<Accounting>, listener: &'static str, src: SocketAddr) -> Self {
         Self {
+            accounting,
             started: Instant::now(),
             listener,
             src,
@@ -58,9 +63,9 @@ impl ConnectionRecord {
 
     /// The tenant is known; counts the connection as active for it.
     pub fn tenant(&mut self, namespace: &Namespace, identity: Option<&str>) {
-        let metrics = TenantMetrics::new(namespace.as_str(), self.listener);
-        metrics.opened();
-        self.tenant = Some(metrics);
+        let handles = self.accounting.metrics.tenant(namespace.as_str());
+        handles.opened(self.listener);
+        self.tenant = Some(handles);
         self.namespace = Some(namespace.clone());
         if let Some(identity) = identity {
             self.identity = identity.to_owned();
@@ -145,13 +150,17 @@ impl Drop for ConnectionRecord {
         let duration = self.started.elapsed();
         match &self.tenant {
             Some(tenant) => {
-                tenant.decided(verdict);
+                tenant.decided(self.listener, verdict);
                 tenant.duration().record(duration.as_secs_f64());
-                tenant.closed();
+                tenant.closed(self.listener);
             }
-            None => TenantMetrics::new(namespace, self.listener).decided(verdict),
+            None => self
+                .accounting
+                .metrics
+                .tenant(namespace)
+                .decided(self.listener, verdict),
         }
-        access_log::write(&AccessLogLine {
+        self.accounting.log.write(&AccessLogLine {
             ts: access_log::rfc3339(SystemTime::now()),
             listener: self.listener,
             namespace,

@@ -319,9 +319,22 @@ fn default_drain() -> Duration {
 }
 
 /// Process runtime settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Runtime {
     /// Tokio worker threads; absent means one per CPU.
     pub worker_threads: Option<usize>,
+    /// Plain TCP tunnels move bytes with `splice(2)` (no userspace copy, no buffer while idle);
+    /// `false` selects the portable userspace copy, e.g. to compare the two.
+    #[serde(default = "yes")]
+    pub zero_copy: bool,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self {
+            worker_threads: None,
+            zero_copy: true,
+        }
+    }
 }

@@ -52,6 +52,18 @@ impl Verdict {
         }
     }
 
+    /// Number of distinct verdicts (allow, each deny, each audit), for tables indexed by verdict.
+    pub const COUNT: usize = 1 + 2 * DenyReason::ALL.len();
+
+    /// Position of this verdict in a table of [`Self::COUNT`] entries.
+    pub const fn index(self) -> usize {
+        match self {
+            Self::Allow => 0,
+            Self::Deny(reason) => 1 + reason.index(),
+            Self::Audit(reason) => 1 + DenyReason::ALL.len() + reason.index(),
+        }
+    }
+
     /// Whether the connection goes out.
     pub const fn lets_through(self) -> bool {
         !matches!(self, Self::Deny(_))

@@ -49,6 +49,11 @@ impl DenyReason {
         Self::SniffTimeout,
     ];
 
+    /// Position in [`Self::ALL`], for tables indexed by reason.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The label value and `X-Egress-Deny-Reason` header value.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::answer::{self, Alert};
 use super::io::Rewind;
-use super::{forward, Context};
+use super::{forward, ClientIo, Context};
 use crate::account::ConnectionRecord;
 use crate::decide::{Decision, DenyReason, Inspection, Verdict};
 use crate::identify::Presented;
@@ -36,10 +36,10 @@ pub async fn serve<S>(
     listener: &'static str,
     presented: Presented,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: ClientIo,
 {
     let snapshot = ctx.snapshots.load();
-    let mut record = ConnectionRecord::new(listener, peer);
+    let mut record = ctx.record(listener, peer);
     let mut buf = BytesMut::with_capacity(1024);
 
     let request = read_head(&mut client, &mut buf, &snapshot).await;
@@ -104,7 +104,7 @@ pub async fn serve<S>(
             }
         }
     }
-    ctx.splice(&snapshot, client, upstream, &buf, &mut record)
+    ctx.splice(&snapshot, client, upstream, buf, &mut record)
         .await;
 }
 

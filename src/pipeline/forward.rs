@@ -62,8 +62,9 @@ pub async fn serve<I>(
     drop(snapshot);
     let requests = Arc::new(AtomicU64::new(0));
     let seen = requests.clone();
+    let service_ctx = ctx.clone();
     let service = service_fn(move |req| {
-        let ctx = ctx.clone();
+        let ctx = service_ctx.clone();
         seen.fetch_add(1, Ordering::Relaxed);
         async move { Ok::<_, Infallible>(forward(&ctx, req, peer, listener, default_port).await) }
     });
@@ -77,7 +78,7 @@ pub async fn serve<I>(
         .await;
     if served.is_err_and(|err| err.is_timeout()) && requests.load(Ordering::Relaxed) == 0 {
         // No request was ever complete: account the connection once, as the other front ends do.
-        ConnectionRecord::new(listener, peer).deny(DenyReason::SniffTimeout);
+        ctx.record(listener, peer).deny(DenyReason::SniffTimeout);
     }
 }
 
@@ -89,7 +90,7 @@ async fn forward(
     default_port: u16,
 ) -> Response<Body> {
     let snapshot = ctx.snapshots.load();
-    let mut record = ConnectionRecord::new(listener, peer);
+    let mut record = ctx.record(listener, peer);
     let target = match request_target(&req, default_port) {
         Ok(target) => target,
         Err(status) => return deny(&mut record, status, DenyReason::MalformedRequest),

@@ -57,7 +57,7 @@ async fn stream(
     presented: &Presented,
 ) {
     let snapshot = ctx.snapshots.load();
-    let mut record = ConnectionRecord::new("connect_tls", peer);
+    let mut record = ctx.record("connect_tls", peer);
     if request.method() != Method::CONNECT {
         record.deny(DenyReason::MalformedRequest);
         return answer(&mut respond, StatusCode::METHOD_NOT_ALLOWED, None);
@@ -104,7 +104,7 @@ async fn stream(
             }
         }
     }
-    ctx.splice(&snapshot, tunnel, upstream, &early, &mut record)
+    ctx.splice(&snapshot, tunnel, upstream, early, &mut record)
         .await;
 }
 

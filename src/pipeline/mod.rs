@@ -14,11 +14,13 @@ pub mod sni;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::account::ConnectionRecord;
+use crate::account::{Accounting, ConnectionRecord};
 use crate::decide::{DenyReason, Verdict};
 use crate::dial::{Dialed, Dialer};
 use crate::identify::{spiffe_namespace, Presented};
@@ -40,6 +42,8 @@ pub struct Context {
     pub limiter: TenantLimiter,
     /// Cancelled when the drain deadline passes: open tunnels are closed.
     pub hard_stop: CancellationToken,
+    /// Metric handles and the access log.
+    pub accounting: Arc<Accounting>,
 }
 
 /// A connection that passed decide: its permit, and the verdict to report.
@@ -49,6 +53,11 @@ pub struct Admitted {
 }
 
 impl Context {
+    /// Starts the record of a connection accepted on `listener` from `peer`.
+    pub fn record(&self, listener: &'static str, peer: std::net::SocketAddr) -> ConnectionRecord {
+        ConnectionRecord::new(self.accounting.clone(), listener, peer)
+    }
+
     /// Names the tenant from what the connection presented; records it (or the identity that
     /// named no tenant).
     pub fn identify(
@@ -145,28 +154,50 @@ impl Context {
     }
 
     /// Splices until both sides finish, the tunnel idles out, or the drain deadline passes.
-    pub async fn splice<C, U>(
+    pub async fn splice<C: ClientIo>(
         &self,
         snapshot: &Snapshot,
         client: C,
-        upstream: U,
-        early: &[u8],
+        upstream: TcpStream,
+        early: BytesMut,
         record: &mut ConnectionRecord,
-    ) -> SpliceEnd
-    where
-        C: AsyncRead + AsyncWrite + Unpin,
-        U: AsyncRead + AsyncWrite + Unpin,
-    {
+    ) -> SpliceEnd {
         let options = SpliceOptions {
             idle: snapshot.timeouts.idle,
             progress_every: PROGRESS_EVERY,
+            zero_copy: snapshot.zero_copy,
         };
-        let tunnel = splice::splice(client, upstream, early, options, |delta| {
-            record.progress(delta)
-        });
+        let progress = |delta| record.progress(delta);
+        let tunnel = async move {
+            match client.into_tcp() {
+                Ok(tcp) => splice::splice_tcp(tcp, upstream, early, options, progress).await,
+                Err(other) => splice::splice(other, upstream, early, options, progress).await,
+            }
+        };
         tokio::select! {
             (_, end) = tunnel => end,
             _ = self.hard_stop.cancelled() => SpliceEnd::Error,
         }
     }
 }
+
+/// A tenant-side stream; plain TCP gets the zero-copy splice, everything else the userspace one.
+pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The plain TCP socket under this stream, if that is all it is.
+    fn into_tcp(self) -> Result<TcpStream, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
+}
+
+impl ClientIo for TcpStream {
+    fn into_tcp(self) -> Result<TcpStream, Self> {
+        Ok(self)
+    }
+}
+
+impl ClientIo for tokio_rustls::server::TlsStream<TcpStream> {}
+
+impl ClientIo for h2_stream::H2Stream {}

@@ -19,7 +19,7 @@ use crate::sniff::original_dst::original_destination;
 /// Serves one redirected (or directly addressed) TLS connection.
 pub async fn serve(ctx: &Context, mut client: TcpStream, peer: SocketAddr, default_port: u16) {
     let snapshot = ctx.snapshots.load();
-    let mut record = ConnectionRecord::new("sni", peer);
+    let mut record = ctx.record("sni", peer);
     let port = client
         .local_addr()
         .ok()
@@ -72,7 +72,7 @@ pub async fn serve(ctx: &Context, mut client: TcpStream, peer: SocketAddr, defau
         Ok(dialed) => dialed.stream,
         Err(reason) => return deny(&mut client, &mut record, reason).await,
     };
-    ctx.splice(&snapshot, client, upstream, &buf, &mut record)
+    ctx.splice(&snapshot, client, upstream, buf, &mut record)
         .await;
 }
 

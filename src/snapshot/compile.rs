@@ -70,6 +70,7 @@ pub fn compile(loaded: &LoadedConfig, generation: u64) -> Result<Snapshot, Vec<D
         limits: gateway.limits.clone(),
         timeouts: gateway.timeouts.clone(),
         require_sni_match: gateway.enforcement.require_sni_match,
+        zero_copy: gateway.runtime.zero_copy,
         files: loaded.files.clone(),
         namespaces,
         loaded_at: SystemTime::now(),

@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub timeouts: Timeouts,
     /// Whether CONNECT tunnels to TLS ports must carry a matching SNI.
     pub require_sni_match: bool,
+    /// Whether plain TCP tunnels use `splice(2)`.
+    pub zero_copy: bool,
     /// Files read for this snapshot and their digests.
     pub files: Vec<FileDigest>,
     /// Per-namespace entry names, for `/config` and the `egress_service_entries` gauge.

@@ -2,18 +2,23 @@
 //! idles out, with half-close passed through (a client's `shutdown(Write)` reaches upstream and
 //! the response still comes back).
 //!
-//! Byte counts are reported through a callback at most every `progress_every` and at the end, so
-//! accounting sees long tunnels advance without a metric update per read. No metrics or logs here.
+//! Two copy engines share one driver: `splice(2)` through a pipe for plain TCP on both sides
+//! (zero-copy, and no userspace buffer at all), and a userspace copy for anything else (TLS,
+//! HTTP/2 streams). Byte counts reach the caller through a callback at most every
+//! `progress_every` and at the end, never per read. No metrics or logs here.
 
+mod tcp;
+mod userspace;
+
+use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-/// Per-direction buffer size.
-const BUFFER_BYTES: usize = 16 * 1024;
 
 /// Bytes moved in each direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,48 +47,118 @@ pub struct SpliceOptions {
     pub idle: Duration,
     /// Report progress at least this often while bytes flow.
     pub progress_every: Duration,
+    /// Use `splice(2)` when both sides are plain TCP.
+    pub zero_copy: bool,
 }
 
-/// Copies `client` ⇄ `upstream` until done, first sending `early` (bytes the client sent before
-/// the tunnel was up) to upstream. `on_progress` receives byte deltas.
+/// Shared by the two directions: byte counters and the time of the last byte.
+pub(crate) struct Meter {
+    start: Instant,
+    egress: AtomicU64,
+    ingress: AtomicU64,
+    last_activity_ms: AtomicU64,
+}
+
+impl Meter {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            egress: AtomicU64::new(0),
+            ingress: AtomicU64::new(0),
+            last_activity_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts `n` bytes in one direction and notes the activity.
+    pub(crate) fn moved(&self, direction: &AtomicU64, n: usize) {
+        direction.fetch_add(n as u64, Ordering::Relaxed);
+        self.last_activity_ms
+            .store(self.elapsed_ms(), Ordering::Relaxed);
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn quiet_for(&self) -> Duration {
+        Duration::from_millis(
+            self.elapsed_ms()
+                .saturating_sub(self.last_activity_ms.load(Ordering::Relaxed)),
+        )
+    }
+
+    fn totals(&self) -> Transferred {
+        Transferred {
+            egress: self.egress.load(Ordering::Relaxed),
+            ingress: self.ingress.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Splices two plain TCP sockets: zero-copy when `options.zero_copy`, else userspace.
+pub async fn splice_tcp(
+    client: TcpStream,
+    upstream: TcpStream,
+    early: BytesMut,
+    options: SpliceOptions,
+    on_progress: impl FnMut(Transferred),
+) -> (Transferred, SpliceEnd) {
+    if !options.zero_copy {
+        return splice(client, upstream, early, options, on_progress).await;
+    }
+    let meter = Meter::new();
+    let (up, down) = tcp::directions(&client, &upstream, early, &meter);
+    drive(up, down, &meter, options, on_progress).await
+}
+
+/// Copies `client` ⇄ `upstream` in userspace, first sending `early` (bytes the client sent
+/// before the tunnel was up) to upstream.
 pub async fn splice<C, U>(
     client: C,
     upstream: U,
-    early: &[u8],
+    early: BytesMut,
     options: SpliceOptions,
-    mut on_progress: impl FnMut(Transferred),
+    on_progress: impl FnMut(Transferred),
 ) -> (Transferred, SpliceEnd)
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
 {
-    let egress = AtomicU64::new(0);
-    let ingress = AtomicU64::new(0);
+    let meter = Meter::new();
     let (mut client_read, mut client_write) = tokio::io::split(client);
     let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
+    let up = userspace::copy_with_early(
+        &mut client_read,
+        &mut upstream_write,
+        early,
+        &meter,
+        &meter.egress,
+    );
+    let down = userspace::copy(
+        &mut upstream_read,
+        &mut client_write,
+        &meter,
+        &meter.ingress,
+    );
+    drive(up, down, &meter, options, on_progress).await
+}
 
-    let start = Instant::now();
-    let last_activity = AtomicU64::new(0);
-    let touch = || last_activity.store(elapsed_ms(start), Ordering::Relaxed);
-
-    let up = async {
-        if !early.is_empty() {
-            upstream_write.write_all(early).await?;
-            egress.fetch_add(early.len() as u64, Ordering::Relaxed);
-        }
-        copy_half(&mut client_read, &mut upstream_write, &egress, touch).await
-    };
-    let down = copy_half(&mut upstream_read, &mut client_write, &ingress, touch);
+/// Runs both directions to completion, reporting progress and enforcing the idle timeout.
+async fn drive(
+    up: impl Future<Output = io::Result<()>>,
+    down: impl Future<Output = io::Result<()>>,
+    meter: &Meter,
+    options: SpliceOptions,
+    mut on_progress: impl FnMut(Transferred),
+) -> (Transferred, SpliceEnd) {
     tokio::pin!(up, down);
-
     let tick = options
         .progress_every
         .min(options.idle / 4)
         .max(Duration::from_millis(50));
-    let mut ticker = tokio::time::interval_at(start + tick, tick);
+    let mut ticker = tokio::time::interval_at(meter.start + tick, tick);
     let mut reported = Transferred::default();
-    let mut up_done = false;
-    let mut down_done = false;
+    let (mut up_done, mut down_done) = (false, false);
     let mut end = SpliceEnd::Closed;
     while !(up_done && down_done) {
         tokio::select! {
@@ -96,64 +171,28 @@ where
                 if result.is_err() { end = SpliceEnd::Error; break; }
             }
             _ = ticker.tick() => {
-                let now = current(&egress, &ingress);
+                let now = meter.totals();
                 if now != reported {
                     on_progress(delta(now, reported));
                     reported = now;
                 }
-                let quiet_ms = elapsed_ms(start).saturating_sub(last_activity.load(Ordering::Relaxed));
-                if Duration::from_millis(quiet_ms) >= options.idle {
+                if meter.quiet_for() >= options.idle {
                     end = SpliceEnd::Idle;
                     break;
                 }
             }
         }
     }
-    let total = current(&egress, &ingress);
+    let total = meter.totals();
     if total != reported {
         on_progress(delta(total, reported));
     }
     (total, end)
 }
 
-fn elapsed_ms(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-fn current(egress: &AtomicU64, ingress: &AtomicU64) -> Transferred {
-    Transferred {
-        egress: egress.load(Ordering::Relaxed),
-        ingress: ingress.load(Ordering::Relaxed),
-    }
-}
-
 fn delta(now: Transferred, before: Transferred) -> Transferred {
     Transferred {
         egress: now.egress - before.egress,
         ingress: now.ingress - before.ingress,
-    }
-}
-
-/// Copies one direction until EOF, then shuts down the writer (half-close).
-async fn copy_half<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    counter: &AtomicU64,
-    touch: impl Fn(),
-) -> io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; BUFFER_BYTES];
-    loop {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
-            writer.shutdown().await?;
-            return Ok(());
-        }
-        writer.write_all(&buf[..n]).await?;
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        touch();
     }
 }

@@ -6,10 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/corpus/serviceentries/"
-);
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/serviceentries/");
 
 /// Every file Istio rejects: (file, keyword the refusing message must contain, path it must point
 /// at). The keyword ties the message to the file's `# rule:` header.
