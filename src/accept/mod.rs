@@ -17,7 +17,9 @@ use crate::sniff::original_dst::original_destination;
 use crate::tls::{handshake_failure_reason, TlsReloader};
 
 /// Accepts on `listener` until `stop` is cancelled, serving each connection with `serve` on a
-/// task tracked by `tracker` (so shutdown can wait for them).
+/// task tracked by `tracker` (so shutdown can wait for them). One accept task per runtime worker
+/// shares the socket, so accepting never serialises on a single task; when they stop, the socket
+/// closes and new connections are refused.
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
     name: &'static str,
@@ -25,26 +27,41 @@ pub async fn accept_loop<F, Fut>(
     tracker: TaskTracker,
     serve: F,
 ) where
-    F: Fn(TcpStream, SocketAddr) -> Fut,
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.cancelled() => break,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                tracker.spawn(serve(stream, peer));
+    let listener = Arc::new(listener);
+    let serve = Arc::new(serve);
+    let workers = tokio::runtime::Handle::current()
+        .metrics()
+        .num_workers()
+        .max(1);
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        let (listener, serve) = (listener.clone(), serve.clone());
+        let (stop, tracker) = (stop.clone(), tracker.clone());
+        loops.spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = stop.cancelled() => break,
+                };
+                match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        tracker.spawn(serve(stream, peer));
+                    }
+                    Err(err) => {
+                        // EMFILE and friends: back off briefly instead of spinning.
+                        tracing::warn!(listener = name, error = %err, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
             }
-            Err(err) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tracing::warn!(listener = name, error = %err, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
+        });
     }
+    drop(listener);
+    while loops.join_next().await.is_some() {}
     tracing::info!(listener = name, "stopped accepting");
 }
 

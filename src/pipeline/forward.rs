@@ -76,10 +76,26 @@ pub async fn serve<I>(
         .max_buf_size(max_head.max(8192))
         .serve_connection(TokioIo::new(io), service)
         .await;
-    if served.is_err_and(|err| err.is_timeout()) && requests.load(Ordering::Relaxed) == 0 {
-        // No request was ever complete: account the connection once, as the other front ends do.
-        ctx.record(listener, peer).deny(DenyReason::SniffTimeout);
+    match served {
+        Err(err) if err.is_timeout() && requests.load(Ordering::Relaxed) == 0 => {
+            // No request was ever complete: account the connection once, as the other front
+            // ends do.
+            account_refusal(&ctx, listener, peer, DenyReason::SniffTimeout);
+        }
+        Err(err) if err.is_parse() || err.is_parse_too_large() => {
+            // hyper answered 400/431 itself; the request still gets its access-log line.
+            account_refusal(&ctx, listener, peer, DenyReason::MalformedRequest);
+        }
+        _ => {}
     }
+}
+
+/// Records a request hyper refused before the gateway saw it, attributed to the peer's tenant.
+fn account_refusal(ctx: &Context, listener: &'static str, peer: SocketAddr, reason: DenyReason) {
+    let snapshot = ctx.snapshots.load();
+    let mut record = ctx.record(listener, peer);
+    ctx.identify(&snapshot, peer, &Presented::SourceAddress, &mut record);
+    record.deny(reason);
 }
 
 async fn forward(
@@ -91,13 +107,13 @@ async fn forward(
 ) -> Response<Body> {
     let snapshot = ctx.snapshots.load();
     let mut record = ctx.record(listener, peer);
+    let tenant = ctx.identify(&snapshot, peer, &Presented::SourceAddress, &mut record);
     let target = match request_target(&req, default_port) {
         Ok(target) => target,
         Err(status) => return deny(&mut record, status, DenyReason::MalformedRequest),
     };
     record.target(&target);
-    let Some(namespace) = ctx.identify(&snapshot, peer, &Presented::SourceAddress, &mut record)
-    else {
+    let Some(namespace) = tenant else {
         return deny(&mut record, 403, DenyReason::UnknownTenant);
     };
     let admitted = match ctx.admit(&snapshot, &namespace, &mut record) {
