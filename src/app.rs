@@ -34,6 +34,7 @@ pub fn load(dir: &Path, generation: u64) -> Result<(LoadedConfig, Snapshot), Vec
 
 /// Runs the gateway until SIGTERM/SIGINT and the drain complete.
 pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
+    let signals = Signals::install()?;
     let prometheus = metrics::install().map_err(anyhow::Error::msg)?;
     let (loaded, snapshot) = match load(&dir, 1) {
         Ok(ok) => ok,
@@ -145,12 +146,18 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     });
     let on_change = reloader.clone();
     let tls_files = reloader.tls.as_ref().map(|t| t.files()).unwrap_or_default();
-    let _watcher = reload::watch(vec![dir.clone()], tls_files, move || {
+    let mut watched = vec![dir.clone()];
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let entries_dir = canonical(&gateway.serviceentries.dir);
+    if !entries_dir.starts_with(canonical(&dir)) {
+        watched.push(entries_dir);
+    }
+    let _watcher = reload::watch(watched, tls_files, move || {
         let reloader = on_change.clone();
         tokio::task::spawn_blocking(move || reloader.reload());
     })
     .context("watching the config directory")?;
-    wait_for_shutdown(&reloader).await?;
+    wait_for_shutdown(&reloader, signals).await?;
 
     admin_state.draining.store(true, Ordering::Release);
     stop_accepting.cancel();
@@ -174,11 +181,31 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The signals the gateway handles, installed before anything is bound so that a signal sent as
+/// soon as the process is ready is never fatal.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("SIGHUP handler")?,
+        })
+    }
+}
+
 /// Waits for SIGTERM/SIGINT, reloading on every SIGHUP meanwhile.
-async fn wait_for_shutdown(reloader: &Arc<Reloader>) -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+async fn wait_for_shutdown(reloader: &Arc<Reloader>, signals: Signals) -> anyhow::Result<()> {
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     loop {
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); return Ok(()); }

@@ -42,6 +42,8 @@ pub async fn serve<S>(
     let mut record = ctx.record(listener, peer);
     let mut buf = BytesMut::with_capacity(1024);
 
+    // Known before the head arrives, so even a malformed request is counted for its tenant.
+    let tenant = ctx.identify(&snapshot, peer, &presented, &mut record);
     let request = read_head(&mut client, &mut buf, &snapshot).await;
     let (target, head_len) = match request {
         Ok(ProxyRequest::Connect { target, head_len }) => (target, head_len),
@@ -73,7 +75,7 @@ pub async fn serve<S>(
     };
     record.target(&target);
 
-    let Some(namespace) = ctx.identify(&snapshot, peer, &presented, &mut record) else {
+    let Some(namespace) = tenant else {
         return deny(&mut client, &mut record, DenyReason::UnknownTenant).await;
     };
     let _admitted = match ctx.admit(&snapshot, &namespace, &mut record) {

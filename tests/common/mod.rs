@@ -48,6 +48,21 @@ impl ConfigDir {
         self
     }
 
+    /// Replaces (or creates) `serviceentries/<relative>` atomically: the content is staged
+    /// outside the watched config directory and renamed into place, so a file watcher never
+    /// reloads a half-written file or a staging file.
+    pub fn replace_entry(&self, relative: &str, content: &str) -> &Self {
+        let path = self.dir.path().join("serviceentries").join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let outside = self.dir.path().parent().expect("temp dir has a parent");
+        let mut staged = tempfile::NamedTempFile::new_in(outside).expect("staging file");
+        staged
+            .write_all(content.as_bytes())
+            .expect("write staging file");
+        staged.persist(&path).expect("rename into place");
+        self
+    }
+
     /// The directory path.
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -817,5 +832,93 @@ impl Gateway {
             .find_map(|l| l.strip_prefix("Threads:"))
             .and_then(|v| v.trim().parse().ok())
             .expect("Threads")
+    }
+}
+
+impl Gateway {
+    /// Waits (bounded by [`WAIT`]) until the gateway's config watcher is up: its inotify
+    /// descriptor exists and holds a watch for every folder below the config directory (the
+    /// process logs `gateway ready` before it starts the watcher, so a test that changes files
+    /// right after start must wait for this).
+    pub fn wait_watching(&self) {
+        let folders = count_folders(&self.config);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let watches = self.inotify_watches();
+            if watches >= folders {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the config watcher never came up ({watches} of {folders} folders watched)"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Watches held by the process's inotify descriptors (`inotify wd:` lines in fdinfo).
+    fn inotify_watches(&self) -> usize {
+        let pid = self.pid();
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return 0;
+        };
+        fds.flatten()
+            .filter(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy().contains("inotify"))
+            })
+            .filter_map(|fd| {
+                std::fs::read_to_string(format!(
+                    "/proc/{pid}/fdinfo/{}",
+                    fd.file_name().to_string_lossy()
+                ))
+                .ok()
+            })
+            .map(|info| {
+                info.lines()
+                    .filter(|l| l.starts_with("inotify wd:"))
+                    .count()
+            })
+            .sum()
+    }
+}
+
+/// Distinct folders (by inode, following symlinks) at and below `root`.
+fn count_folders(root: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&dir) else {
+            continue;
+        };
+        if !meta.is_dir() || !seen.insert((meta.dev(), meta.ino())) || seen.len() > 10_000 {
+            continue;
+        }
+        if let Ok(listing) = std::fs::read_dir(&dir) {
+            stack.extend(listing.flatten().map(|e| e.path()));
+        }
+    }
+    seen.len()
+}
+
+impl Gateway {
+    /// Waits (bounded by [`WAIT`]) until `egress_connections_total` for one listener, namespace,
+    /// decision and reason is exactly `n`: a connection is counted when its handler finishes,
+    /// which can be just after the client saw the answer.
+    pub fn wait_connections_on(
+        &self,
+        listener: &str,
+        namespace: &str,
+        decision: &str,
+        reason: &str,
+        n: u64,
+    ) {
+        let labels = [
+            ("namespace", namespace),
+            ("listener", listener),
+            ("decision", decision),
+            ("reason", reason),
+        ];
+        self.wait_metric("egress_connections_total", &labels, |v| v == n as f64);
     }
 }
