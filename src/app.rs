@@ -134,9 +134,6 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         let accept = accept::http(listener, port, ctx.clone(), stop.clone(), track.clone());
         loops.push(tokio::spawn(accept));
     }
-    admin_state.ready.store(true, Ordering::Release);
-    tracing::info!(generation = 1, dir = %dir.display(), "gateway ready");
-
     let reloader = Arc::new(Reloader {
         dir: dir.clone(),
         snapshots: snapshots.clone(),
@@ -144,19 +141,10 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         generation: Mutex::new(1),
         tls,
     });
-    let on_change = reloader.clone();
-    let tls_files = reloader.tls.as_ref().map(|t| t.files()).unwrap_or_default();
-    let mut watched = vec![dir.clone()];
-    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-    let entries_dir = canonical(&gateway.serviceentries.dir);
-    if !entries_dir.starts_with(canonical(&dir)) {
-        watched.push(entries_dir);
-    }
-    let _watcher = reload::watch(watched, tls_files, move || {
-        let reloader = on_change.clone();
-        tokio::task::spawn_blocking(move || reloader.reload());
-    })
-    .context("watching the config directory")?;
+    // Watching starts before readiness, so no change made after `/readyz` says 200 is missed.
+    let _watcher = watch(&reloader, &gateway.serviceentries.dir)?;
+    admin_state.ready.store(true, Ordering::Release);
+    tracing::info!(generation = 1, dir = %dir.display(), "gateway ready");
     wait_for_shutdown(&reloader, signals).await?;
 
     admin_state.draining.store(true, Ordering::Release);
@@ -179,6 +167,24 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     ctx.accounting.log.flush();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Watches the config directory (and the ServiceEntry folder and TLS files when they live
+/// elsewhere), reloading after each burst of changes.
+fn watch(reloader: &Arc<Reloader>, entries_dir: &Path) -> anyhow::Result<reload::ConfigWatcher> {
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let mut watched = vec![reloader.dir.clone()];
+    let entries_dir = canonical(entries_dir);
+    if !entries_dir.starts_with(canonical(&reloader.dir)) {
+        watched.push(entries_dir);
+    }
+    let tls_files = reloader.tls.as_ref().map(|t| t.files()).unwrap_or_default();
+    let on_change = reloader.clone();
+    reload::watch(watched, tls_files, move || {
+        let reloader = on_change.clone();
+        tokio::task::spawn_blocking(move || reloader.reload());
+    })
+    .context("watching the config directory")
 }
 
 /// The signals the gateway handles, installed before anything is bound so that a signal sent as

@@ -77,12 +77,10 @@ impl Dialer {
         guard: &AddressGuard,
         timeout: Duration,
     ) -> Result<Dialed, DialError> {
+        // Each lookup and each connect is bounded by the same deadline, so a resolver that never
+        // answers is a DNS failure and an upstream that never answers is a timeout.
         let deadline = Instant::now() + timeout;
-        let attempt = self.try_targets(targets, guard, deadline);
-        match tokio::time::timeout_at(deadline, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(DialError::Timeout),
-        }
+        self.try_targets(targets, guard, deadline).await
     }
 
     async fn try_targets(
@@ -98,16 +96,23 @@ impl Dialer {
             let candidates = match target {
                 DialTarget::Trusted(addr) => vec![(addr, true)],
                 DialTarget::Checked(addr) => vec![(addr, false)],
-                DialTarget::Resolve(name, port) => match self.resolver.lookup(&name).await {
-                    Ok(ips) => ips
-                        .into_iter()
-                        .map(|ip| (SocketAddr::new(ip, port), false))
-                        .collect(),
-                    Err(failure) => {
-                        dns_failure = Some(failure);
-                        continue;
+                DialTarget::Resolve(name, port) => {
+                    let lookup = tokio::time::timeout_at(deadline, self.resolver.lookup(&name));
+                    match lookup.await {
+                        Ok(Ok(ips)) => ips
+                            .into_iter()
+                            .map(|ip| (SocketAddr::new(ip, port), false))
+                            .collect(),
+                        Ok(Err(failure)) => {
+                            dns_failure = Some(failure);
+                            continue;
+                        }
+                        Err(_) => {
+                            dns_failure = Some(ResolveFailure(format!("{name}: timed out")));
+                            continue;
+                        }
                     }
-                },
+                }
             };
             for (addr, trusted) in candidates {
                 if self.is_self(addr) || (!trusted && guard.is_forbidden(addr.ip())) {
