@@ -415,7 +415,6 @@ async fn smuggling_shapes_that_hyper_or_the_gateway_refuse_get_400() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: hyper drops Content-Length when Transfer-Encoding is present, so the gateway's CL+TE check (src/pipeline/forward.rs request_target) never fires and the request is forwarded chunked instead of answered 400"]
 async fn content_length_with_transfer_encoding_gets_400() {
     let origin = Origin::start().await;
     let (gw, _config) = gateway_to(&origin);

@@ -17,9 +17,10 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::io::{ByteCounts, Counted};
+use super::answer;
+use super::io::{ByteCounts, Counted, FramingGuard};
 use super::Context;
 use crate::account::ConnectionRecord;
 use crate::decide::DenyReason;
@@ -70,13 +71,26 @@ pub async fn serve<I>(
     });
     // Every request head must arrive within `timeouts.sniff`, like a CONNECT head or a
     // ClientHello: a client trickling bytes cannot hold a connection (and a task) open.
+    let guarded = FramingGuard::new(io, max_head);
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(sniff)
         .max_buf_size(max_head.max(8192))
-        .serve_connection(TokioIo::new(io), service)
+        .serve_connection(TokioIo::new(guarded), service)
+        .without_shutdown()
         .await;
     match served {
+        Ok(parts) => {
+            let mut guard = parts.io.into_inner();
+            if guard.refused() {
+                // Content-Length and Transfer-Encoding together: a smuggling shape, never
+                // forwarded, answered here because the HTTP server never saw the request.
+                account_refusal(&ctx, listener, peer, DenyReason::MalformedRequest);
+                answer::send_http_deny(&mut guard, 400, DenyReason::MalformedRequest).await;
+            } else {
+                let _ = guard.shutdown().await;
+            }
+        }
         Err(err) if err.is_timeout() && requests.load(Ordering::Relaxed) == 0 => {
             // No request was ever complete: account the connection once, as the other front
             // ends do.

@@ -5,9 +5,14 @@
 //! (per-file symlinks into `..data`) and skips its `..`-prefixed bookkeeping folders so each file
 //! is read once. It resolves each entry's namespace and checks uniqueness, but it does not
 //! compile policy.
+//!
+//! This file owns [`load`], the directory walk, file reading with digests, and the YAML/serde
+//! helpers that report a problem at its position. Turning the text of a ServiceEntry file into
+//! [`SourcedEntry`] values (documents, lists, namespaces, unique names) is `documents`; this file
+//! must not look inside a ServiceEntry document itself.
 
-use std::cell::OnceCell;
-use std::collections::BTreeMap;
+mod documents;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -18,21 +23,15 @@ use sha2::{Digest, Sha256};
 use super::diagnostic::Diagnostic;
 use super::gateway::GatewayFile;
 use super::locate::{Locator, Position};
-use super::serviceentry::{self, ServiceEntry};
+use super::serviceentry::ServiceEntry;
 use crate::names::Namespace;
+use documents::{check_unique_names, read_entries};
 
 /// Name of the settings file inside the config directory.
 pub const GATEWAY_FILE: &str = "gateway.yaml";
 
 /// Deepest folder nesting followed below `serviceentries/` (guards against symlink loops).
 const MAX_DEPTH: usize = 16;
-
-/// Istio API versions whose ServiceEntry schema we accept.
-const API_VERSIONS: [&str; 3] = [
-    "networking.istio.io/v1",
-    "networking.istio.io/v1beta1",
-    "networking.istio.io/v1alpha3",
-];
 
 /// Everything read from a config directory, validated but not yet compiled.
 #[derive(Debug, Clone)]
@@ -288,235 +287,6 @@ fn join_path(prefix: &str, field: &str) -> String {
         (true, _) => field.to_owned(),
         (false, true) => prefix.trim_end_matches('.').to_owned(),
         (false, false) => format!("{prefix}{field}"),
-    }
-}
-
-/// Reads every document of a ServiceEntry file (including `kind: List` items).
-fn read_entries(
-    path: &Path,
-    text: &str,
-    top_folder: Option<&str>,
-    out: &mut Vec<SourcedEntry>,
-    sink: &mut Sink,
-) {
-    let locator = OnceCell::new();
-    for (doc, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = match serde::Deserialize::deserialize(document) {
-            Ok(value) => value,
-            Err(err) => {
-                sink.push(syntax_error(path, &err));
-                return;
-            }
-        };
-        let source = Source {
-            path,
-            text,
-            doc,
-            top_folder,
-            locator: &locator,
-        };
-        read_object(&source, value, "", out, sink);
-    }
-}
-
-/// Where a document came from, for positions and namespace defaults.
-struct Source<'a> {
-    path: &'a Path,
-    text: &'a str,
-    doc: usize,
-    top_folder: Option<&'a str>,
-    locator: &'a OnceCell<Locator>,
-}
-
-impl Source<'_> {
-    /// Position of `field`; indexes the file on first use, which only problems need.
-    fn at(&self, field: &str) -> Option<Position> {
-        self.locator
-            .get_or_init(|| Locator::new(self.text))
-            .find(self.doc, field)
-    }
-}
-
-fn read_object(
-    source: &Source<'_>,
-    value: Value,
-    prefix: &str,
-    out: &mut Vec<SourcedEntry>,
-    sink: &mut Sink,
-) {
-    if value.is_null() {
-        return;
-    }
-    let kind = value.get("kind").and_then(Value::as_str).map(str::to_owned);
-    let api_version = value
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    match kind.as_deref() {
-        Some("ServiceEntry") if api_version.starts_with("networking.istio.io/") => {
-            if !API_VERSIONS.contains(&api_version.as_str()) {
-                sink.push(Diagnostic::error(
-                    source.path,
-                    source.at(&format!("{prefix}apiVersion")),
-                    format!(
-                        "apiVersion {api_version:?} is not supported: use one of {}",
-                        API_VERSIONS.join(", ")
-                    ),
-                ));
-                return;
-            }
-            read_service_entry(source, value, prefix, out, sink);
-        }
-        Some("List") | Some("ServiceEntryList") => {
-            let items = match value.get("items") {
-                Some(Value::Sequence(items)) => items.clone(),
-                _ => {
-                    sink.push(Diagnostic::error(
-                        source.path,
-                        source.at(prefix.trim_end_matches('.')),
-                        "a `kind: List` needs an `items` sequence",
-                    ));
-                    return;
-                }
-            };
-            for (i, item) in items.into_iter().enumerate() {
-                read_object(source, item, &format!("{prefix}items[{i}]."), out, sink);
-            }
-        }
-        Some(other) => sink.push(Diagnostic::warning(
-            source.path,
-            source.at(&format!("{prefix}kind")),
-            format!("skipped `kind: {other}` (apiVersion {api_version:?}): only networking.istio.io ServiceEntry objects are read"),
-        )),
-        None => sink.push(Diagnostic::error(
-            source.path,
-            source.at(prefix.trim_end_matches('.')),
-            "document has no `kind`: expected `kind: ServiceEntry` (apiVersion networking.istio.io/v1)",
-        )),
-    }
-}
-
-fn read_service_entry(
-    source: &Source<'_>,
-    value: Value,
-    prefix: &str,
-    out: &mut Vec<SourcedEntry>,
-    sink: &mut Sink,
-) {
-    let Some(entry) =
-        deserialize_at::<ServiceEntry>(value, source.path, source.text, source.doc, prefix, sink)
-    else {
-        return;
-    };
-    let mut failed = false;
-    for finding in serviceentry::validate(&entry) {
-        let position = source.at(&join_path(prefix, &finding.path));
-        let label = entry_label(&entry);
-        let message = format!("{label}: {}: {}", finding.path, finding.message);
-        let diagnostic = if finding.severity == serviceentry::Severity::Error {
-            failed = true;
-            Diagnostic::error(source.path, position, message)
-        } else {
-            Diagnostic::warning(source.path, position, message)
-        };
-        sink.push(diagnostic);
-    }
-    let namespace = match resolve_namespace(source, &entry, prefix, sink) {
-        Some(namespace) => namespace,
-        None => return,
-    };
-    let Some(name) = entry.metadata.name.clone() else {
-        return;
-    };
-    if failed {
-        return;
-    }
-    out.push(SourcedEntry {
-        namespace,
-        name,
-        file: source.path.to_path_buf(),
-        origin: DocumentOrigin {
-            doc: source.doc,
-            path: prefix.trim_end_matches('.').to_owned(),
-        },
-        entry,
-    });
-}
-
-fn entry_label(entry: &ServiceEntry) -> String {
-    let name = entry.metadata.name.as_deref().unwrap_or("<unnamed>");
-    match entry.metadata.namespace.as_deref() {
-        Some(ns) => format!("ServiceEntry {ns}/{name}"),
-        None => format!("ServiceEntry {name}"),
-    }
-}
-
-/// metadata.namespace, else the top folder; an error if neither exists or is valid.
-fn resolve_namespace(
-    source: &Source<'_>,
-    entry: &ServiceEntry,
-    prefix: &str,
-    sink: &mut Sink,
-) -> Option<Namespace> {
-    let field = format!("{prefix}metadata.namespace");
-    let (raw, origin) = match (entry.metadata.namespace.as_deref(), source.top_folder) {
-        (Some(ns), folder) => {
-            if let Some(folder) = folder.filter(|f| *f != ns) {
-                sink.push(Diagnostic::warning(
-                    source.path,
-                    source.at(&field),
-                    format!("metadata.namespace {ns:?} differs from the folder {folder:?}; the entry belongs to {ns:?}"),
-                ));
-            }
-            (ns, "metadata.namespace")
-        }
-        (None, Some(folder)) => (folder, "the top folder under serviceentries/"),
-        (None, None) => {
-            sink.push(Diagnostic::error(
-                source.path,
-                source.at(&format!("{prefix}metadata")),
-                format!(
-                    "{}: no metadata.namespace, and the file is not inside a namespace folder (serviceentries/<namespace>/...)",
-                    entry_label(entry)
-                ),
-            ));
-            return None;
-        }
-    };
-    match Namespace::parse(raw) {
-        Ok(namespace) => Some(namespace),
-        Err(message) => {
-            sink.push(Diagnostic::error(
-                source.path,
-                source.at(&field),
-                format!("{}: namespace from {origin}: {message}", entry_label(entry)),
-            ));
-            None
-        }
-    }
-}
-
-/// `metadata.name` must be unique within a namespace, like in Kubernetes.
-fn check_unique_names(entries: &[SourcedEntry], sink: &mut Sink) {
-    let mut seen: BTreeMap<(&str, &str), &SourcedEntry> = BTreeMap::new();
-    for entry in entries {
-        let key = (entry.namespace.as_str(), entry.name.as_str());
-        if let Some(first) = seen.get(&key) {
-            let first_at = first.position().map_or(1, |p| p.line);
-            sink.push(Diagnostic::error(
-                &entry.file,
-                entry.position(),
-                format!(
-                    "ServiceEntry {}/{} is defined twice (first at {}:{first_at}): names must be unique per namespace",
-                    key.0,
-                    key.1,
-                    first.file.display()
-                ),
-            ));
-        } else {
-            seen.insert(key, entry);
-        }
     }
 }
 
