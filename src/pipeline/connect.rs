@@ -182,6 +182,10 @@ pub(super) async fn check_sni<S: AsyncRead + Unpin>(
     let Some(raw) = hello.server_name.as_deref() else {
         return Err(DenyReason::MissingSni);
     };
+    // RFC 6066 allows one host_name: with several, the origin might serve one we did not check.
+    if hello.server_name_count > 1 {
+        return Err(DenyReason::SniMismatch);
+    }
     let sni = Hostname::parse(raw).map_err(|_| DenyReason::SniMismatch)?;
     match &target.host {
         Host::Name(host) if *host == sni => Ok(()),

@@ -51,6 +51,10 @@ pub async fn serve(ctx: &Context, mut client: TcpStream, peer: SocketAddr, defau
     let Some(raw_sni) = hello.server_name.as_deref() else {
         return deny(&mut client, &mut record, DenyReason::MissingSni).await;
     };
+    // RFC 6066 allows one host_name: with several, the origin might serve one we did not check.
+    if hello.server_name_count > 1 {
+        return deny(&mut client, &mut record, DenyReason::MalformedRequest).await;
+    }
     let target = match Hostname::parse(raw_sni) {
         Ok(name) => Target {
             host: Host::Name(name),
