@@ -4,6 +4,8 @@
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
 pub mod pki;
+pub mod tls_origin;
+pub mod tunnel;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream as StdTcpStream};

@@ -2,7 +2,7 @@
 //! the schema), field for field. Spec structs deny unknown keys so a typo cannot silently change
 //! policy; `metadata` accepts every Kubernetes key because it is not policy.
 //!
-//! These types only describe the YAML; they carry no validation (see `validate.rs`) and never reach
+//! These types only describe the YAML; they carry no validation (see `validate/`) and never reach
 //! the hot path.
 
 use std::collections::BTreeMap;
