@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::account::metrics;
 use crate::identify::Presented;
 use crate::pipeline::{self, Context};
-use crate::sniff::original_dst::original_destination;
+use crate::sniff::original_dst::TransparentPort;
 use crate::tls::{handshake_failure_reason, TlsReloader};
 
 /// Accepts on `listener` until `stop` is cancelled, serving each connection with `serve` on a
@@ -65,6 +65,15 @@ pub async fn accept_loop<F, Fut>(
     tracing::info!(listener = name, "stopped accepting");
 }
 
+fn transparent_port(listener: &TcpListener, default_port: u16) -> TransparentPort {
+    TransparentPort {
+        bound: listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
+        default_port,
+    }
+}
+
 /// The plaintext CONNECT listener.
 pub async fn connect(
     listener: TcpListener,
@@ -89,9 +98,13 @@ pub async fn sni(
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let transparent = transparent_port(&listener, port);
     accept_loop(listener, "sni", stop, tracker, move |stream, peer| {
         let ctx = ctx.clone();
-        async move { pipeline::sni::serve(&ctx, stream, peer, port).await }
+        async move {
+            let port = transparent.destination_port(&stream);
+            pipeline::sni::serve(&ctx, stream, peer, port).await
+        }
     })
     .await;
 }
@@ -104,14 +117,11 @@ pub async fn http(
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let transparent = transparent_port(&listener, port);
     accept_loop(listener, "http", stop, tracker, move |stream, peer| {
         let ctx = ctx.clone();
         async move {
-            let port = stream
-                .local_addr()
-                .ok()
-                .and_then(|local| original_destination(&stream, local))
-                .map_or(port, |original| original.port());
+            let port = transparent.destination_port(&stream);
             pipeline::forward::serve(ctx, stream, peer, "http", port).await
         }
     })

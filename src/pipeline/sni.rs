@@ -14,17 +14,12 @@ use crate::decide::DenyReason;
 use crate::identify::Presented;
 use crate::names::{Host, Hostname, Target};
 use crate::sniff::hello_reader::{self, SniffError};
-use crate::sniff::original_dst::original_destination;
 
-/// Serves one redirected (or directly addressed) TLS connection.
-pub async fn serve(ctx: &Context, mut client: TcpStream, peer: SocketAddr, default_port: u16) {
+/// Serves one redirected (or directly addressed) TLS connection; `port` is the destination port
+/// the tenant dialled.
+pub async fn serve(ctx: &Context, mut client: TcpStream, peer: SocketAddr, port: u16) {
     let snapshot = ctx.snapshots.load();
     let mut record = ctx.record("sni", peer);
-    let port = client
-        .local_addr()
-        .ok()
-        .and_then(|local| original_destination(&client, local))
-        .map_or(default_port, |original| original.port());
 
     let mut buf = BytesMut::with_capacity(2048);
     let reading = hello_reader::read_client_hello(

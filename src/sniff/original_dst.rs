@@ -6,14 +6,42 @@ use std::os::fd::AsFd;
 
 use nix::sys::socket::{getsockopt, sockopt};
 
-/// The pre-NAT destination of `socket`, or `None` when the connection was not redirected (no
-/// conntrack entry, or the original destination is the listener itself).
-pub fn original_destination<S: AsFd>(socket: &S, local: SocketAddr) -> Option<SocketAddr> {
+/// A transparent listener: where it is bound, and the port it assumes for connections that
+/// were not redirected.
+#[derive(Debug, Clone, Copy)]
+pub struct TransparentPort {
+    /// The listener's bound address.
+    pub bound: SocketAddr,
+    /// The destination port when the connection was addressed to the listener directly.
+    pub default_port: u16,
+}
+
+impl TransparentPort {
+    /// The port the tenant dialled: the original destination's when the connection was
+    /// redirected, else `default_port`. One `getsockopt`, no other syscall.
+    pub fn destination_port<S: AsFd>(&self, socket: &S) -> u16 {
+        original_destination(socket)
+            .filter(|original| self.redirected(*original))
+            .map_or(self.default_port, |original| original.port())
+    }
+
+    /// A connection whose original destination is the listener itself was not redirected; on a
+    /// wildcard bind only the port can tell.
+    fn redirected(&self, original: SocketAddr) -> bool {
+        if self.bound.ip().is_unspecified() {
+            original.port() != self.bound.port()
+        } else {
+            original != self.bound
+        }
+    }
+}
+
+/// The pre-NAT destination of `socket` (`None` without a conntrack entry).
+fn original_destination<S: AsFd>(socket: &S) -> Option<SocketAddr> {
     let raw = getsockopt(socket, sockopt::OriginalDst).ok()?;
     let ip = Ipv4Addr::from(u32::from_be(raw.sin_addr.s_addr));
     let port = u16::from_be(raw.sin_port);
-    let original = SocketAddr::V4(SocketAddrV4::new(ip, port));
-    (original != local).then_some(original)
+    Some(SocketAddr::V4(SocketAddrV4::new(ip, port)))
 }
 
 #[cfg(test)]
@@ -26,6 +54,10 @@ mod tests {
         let local = listener.local_addr().unwrap();
         let _client = std::net::TcpStream::connect(local).unwrap();
         let (accepted, _) = listener.accept().unwrap();
-        assert_eq!(original_destination(&accepted, local), None);
+        let transparent = TransparentPort {
+            bound: local,
+            default_port: 443,
+        };
+        assert_eq!(transparent.destination_port(&accepted), 443);
     }
 }

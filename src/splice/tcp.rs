@@ -1,6 +1,6 @@
-//! The zero-copy engine for plain TCP on both sides: `splice(2)` socket → pipe → socket, driven
-//! by tokio readiness. Bytes never enter userspace and an idle tunnel holds no buffer; the pipe
-//! of a direction is created on its first readable byte.
+//! The engine for plain TCP on both sides, driven by tokio readiness: short exchanges are copied
+//! through a buffer that exists only between awaits, bulk transfers move with `splice(2)`
+//! socket → pipe → socket and never enter userspace. An idle tunnel holds no buffer either way.
 
 use std::future::Future;
 use std::io;
@@ -37,17 +37,9 @@ pub(super) fn directions<'a>(
 }
 
 async fn write_early(to: &TcpStream, early: BytesMut, meter: &Meter) -> io::Result<()> {
-    let mut rest = &early[..];
-    while !rest.is_empty() {
-        to.writable().await?;
-        match to.try_write(rest) {
-            Ok(n) => {
-                meter.moved(&meter.egress, n);
-                rest = &rest[n..];
-            }
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-            Err(err) => return Err(err),
-        }
+    if !early.is_empty() {
+        write_all(to, &early).await?;
+        meter.moved(&meter.egress, early.len());
     }
     Ok(())
 }
@@ -65,33 +57,102 @@ impl Pipe {
     }
 }
 
+/// What one userspace read produced.
+enum Read {
+    Eof,
+    Nothing,
+    Data {
+        n: usize,
+        unwritten: Option<Vec<u8>>,
+    },
+}
+
 /// Moves bytes `from` → `to` until EOF, then half-closes `to`.
+///
+/// Starts in userspace: a read into a stack buffer that is written straight out, which for the
+/// short exchanges most tunnels carry costs two syscalls and no pipe. The first read that fills
+/// the buffer marks a bulk transfer and switches the direction to `splice(2)` for good.
 async fn pump(
     from: &TcpStream,
     to: &TcpStream,
     meter: &Meter,
     direction: &AtomicU64,
 ) -> io::Result<()> {
-    let flags = SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE;
     let mut pipe: Option<Pipe> = None;
     loop {
         from.readable().await?;
-        if pipe.is_none() {
-            pipe = Some(Pipe::new()?);
+        if let Some(p) = pipe.as_ref() {
+            match splice_through(from, to, p).await? {
+                0 => return half_close(to),
+                n => meter.moved(direction, n),
+            }
+            continue;
         }
-        let Some(p) = pipe.as_ref() else { continue };
+        // The buffer lives only between awaits, so an idle tunnel holds none.
+        let read = {
+            let mut buf = [0u8; CHUNK / 4];
+            match from.try_read(&mut buf) {
+                Ok(0) => Read::Eof,
+                Ok(n) => {
+                    let written = match to.try_write(&buf[..n]) {
+                        Ok(written) => written,
+                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+                        Err(err) => return Err(err),
+                    };
+                    let unwritten = (written < n).then(|| buf[written..n].to_vec());
+                    if n == buf.len() {
+                        pipe = Some(Pipe::new()?);
+                    }
+                    Read::Data { n, unwritten }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Nothing,
+                Err(err) => return Err(err),
+            }
+        };
+        match read {
+            Read::Eof => return half_close(to),
+            Read::Nothing => {}
+            Read::Data { n, unwritten } => {
+                if let Some(rest) = unwritten {
+                    write_all(to, &rest).await?;
+                }
+                meter.moved(direction, n);
+            }
+        }
+    }
+}
+
+fn half_close(to: &TcpStream) -> io::Result<()> {
+    let _ = shutdown(to.as_raw_fd(), Shutdown::Write);
+    Ok(())
+}
+
+async fn write_all(to: &TcpStream, mut rest: &[u8]) -> io::Result<()> {
+    while !rest.is_empty() {
+        to.writable().await?;
+        match to.try_write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// One socket → pipe → socket round; returns the bytes moved (0 at EOF).
+async fn splice_through(from: &TcpStream, to: &TcpStream, p: &Pipe) -> io::Result<usize> {
+    let flags = SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE;
+    loop {
         // The pipe is always empty here, so EAGAIN can only mean the socket has nothing.
         let filled = from.try_io(Interest::READABLE, || {
             splice(from.as_fd(), None, p.write.as_fd(), None, CHUNK, flags).map_err(io::Error::from)
         });
         let n = match filled {
-            Ok(0) => {
-                // EOF from `from`: pass the half-close on.
-                let _ = shutdown(to.as_raw_fd(), Shutdown::Write);
-                return Ok(());
-            }
             Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                from.readable().await?;
+                continue;
+            }
             Err(err) => return Err(err),
         };
         let mut left = n;
@@ -106,6 +167,6 @@ async fn pump(
                 Err(err) => return Err(err),
             }
         }
-        meter.moved(direction, n);
+        return Ok(n);
     }
 }
