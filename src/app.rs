@@ -17,6 +17,7 @@ use crate::accept;
 use crate::account::metrics;
 use crate::account::Accounting;
 use crate::admin::{self, AdminState};
+use crate::config::load::ParseCache;
 use crate::config::{self, Diagnostic, LoadedConfig};
 use crate::dial::{Dialer, DnsResolver};
 use crate::limit::TenantLimiter;
@@ -138,7 +139,10 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         dir: dir.clone(),
         snapshots: snapshots.clone(),
         listeners: listener_names,
-        generation: Mutex::new(1),
+        state: Mutex::new(ReloadState {
+            generation: 1,
+            cache: ParseCache::default(),
+        }),
         tls,
     });
     // Watching starts before readiness, so no change made after `/readyz` says 200 is missed.
@@ -225,13 +229,21 @@ async fn wait_for_shutdown(reloader: &Arc<Reloader>, signals: Signals) -> anyhow
     }
 }
 
+/// What successive reloads carry over.
+struct ReloadState {
+    /// The serving generation.
+    generation: u64,
+    /// Files parsed last time, reused while unchanged.
+    cache: ParseCache,
+}
+
 /// Re-reads the config directory and swaps the snapshot when it is valid.
 pub struct Reloader {
     dir: PathBuf,
     snapshots: Arc<SnapshotCell>,
     listeners: Vec<&'static str>,
-    /// The serving generation; held for the whole reload so reloads never interleave.
-    generation: Mutex<u64>,
+    /// Held for the whole reload, so reloads never interleave.
+    state: Mutex<ReloadState>,
     /// The mTLS listener's certificates, reloaded with the config.
     tls: Option<Arc<TlsReloader>>,
 }
@@ -243,16 +255,18 @@ impl Reloader {
         if let Some(tls) = &self.tls {
             reload_tls(tls);
         }
-        let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
-        let next = *generation + 1;
-        match load(&self.dir, next) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let next = state.generation + 1;
+        let compiled = config::load::load_cached(&self.dir, &mut state.cache)
+            .and_then(|loaded| snapshot::compile(&loaded, next).map(|s| (loaded, s)));
+        match compiled {
             Ok((loaded, snapshot)) => {
                 for warning in &loaded.warnings {
                     tracing::warn!("{warning}");
                 }
                 publish(&snapshot, &self.listeners);
                 self.snapshots.store(snapshot);
-                *generation = next;
+                state.generation = next;
                 tracing::info!(generation = next, "config reloaded");
                 true
             }

@@ -2,6 +2,8 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -44,64 +46,67 @@ pub struct AccessLogLine<'a> {
     pub ech: bool,
 }
 
-/// What the writer thread is asked to do.
-enum Message {
-    Line(Vec<u8>),
-    Flush(std::sync::mpsc::Sender<()>),
+/// How often queued lines are written out.
+const WRITE_EVERY: Duration = Duration::from_millis(25);
+
+/// Lines queued for stdout, and the lock that keeps batches in order.
+#[derive(Default)]
+struct Queue {
+    pending: Mutex<Vec<u8>>,
+    output: Mutex<()>,
 }
 
-/// Writes access-log lines to stdout from its own thread, batching writes: a connection never
-/// waits on stdout, and a burst of closes becomes a few large writes instead of one per line.
+impl Queue {
+    /// Writes everything queued so far, in order; a closed stdout must not take the gateway down.
+    fn drain(&self) {
+        let _in_order = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if !batch.is_empty() {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&batch);
+            let _ = out.flush();
+        }
+    }
+}
+
+/// Writes access-log lines to stdout in batches from its own thread: a connection only appends
+/// to a buffer (no syscall, no thread wake-up), and a burst of closes becomes one write.
 pub struct AccessLog {
-    sender: std::sync::mpsc::Sender<Message>,
+    queue: Arc<Queue>,
 }
 
 impl AccessLog {
     /// Starts the writer thread on stdout.
     pub fn stdout() -> Self {
-        let (sender, receiver) = std::sync::mpsc::channel::<Message>();
+        let queue = Arc::new(Queue::default());
+        let writer = queue.clone();
         let spawned = std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || {
-                let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-                while let Ok(message) = receiver.recv() {
-                    let mut pending = Some(message);
-                    while let Some(message) = pending.take() {
-                        match message {
-                            Message::Line(line) => {
-                                let _ = out.write_all(&line);
-                            }
-                            Message::Flush(done) => {
-                                let _ = out.flush();
-                                let _ = done.send(());
-                            }
-                        }
-                        pending = receiver.try_recv().ok();
-                    }
-                    // A closed stdout must not take the gateway down.
-                    let _ = out.flush();
-                }
+            .spawn(move || loop {
+                std::thread::sleep(WRITE_EVERY);
+                writer.drain();
             });
         if let Err(err) = spawned {
             tracing::error!(error = %err, "cannot start the access-log writer");
         }
-        Self { sender }
+        Self { queue }
     }
 
     /// Queues one line.
     pub fn write(&self, line: &AccessLogLine<'_>) {
         if let Ok(mut json) = serde_json::to_vec(line) {
             json.push(b'\n');
-            let _ = self.sender.send(Message::Line(json));
+            self.queue
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&json);
         }
     }
 
-    /// Waits until every line queued so far is written (at shutdown).
+    /// Writes every line queued so far (at shutdown).
     pub fn flush(&self) {
-        let (done, wait) = std::sync::mpsc::channel();
-        if self.sender.send(Message::Flush(done)).is_ok() {
-            let _ = wait.recv_timeout(std::time::Duration::from_secs(5));
-        }
+        self.queue.drain();
     }
 }
 

@@ -52,7 +52,8 @@ impl DnsResolver {
         let options: &mut ResolverOpts = builder.options_mut();
         options.timeout = timeout;
         options.attempts = 2;
-        options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        // AAAA only when there is no A: half the queries, and a hosts-file answer is enough.
+        options.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
         options.use_hosts_file = ResolveHosts::Always;
         options.cache_size = 4096;
         Ok(Self {

@@ -8,15 +8,17 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
 
 use bytes::BytesMut;
-use nix::fcntl::{splice, OFlag, SpliceFFlags};
+use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use nix::sys::socket::{shutdown, Shutdown};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::Meter;
 
-/// Largest splice per call: the default pipe capacity.
-const CHUNK: usize = 64 * 1024;
+/// Userspace copy buffer; a read that fills it marks a bulk transfer.
+const COPY_BYTES: usize = 16 * 1024;
+/// Pipe capacity asked for bulk directions: fewer, larger splices per wakeup.
+const PIPE_BYTES: usize = 1024 * 1024;
 
 /// The two direction futures of a TCP ⇄ TCP tunnel.
 pub(super) fn directions<'a>(
@@ -53,6 +55,9 @@ struct Pipe {
 impl Pipe {
     fn new() -> io::Result<Self> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        // Best effort: the default 64 KiB is kept if the system caps pipe sizes lower.
+        let size = i32::try_from(PIPE_BYTES).unwrap_or(i32::MAX);
+        let _ = fcntl(&write, FcntlArg::F_SETPIPE_SZ(size));
         Ok(Self { read, write })
     }
 }
@@ -90,7 +95,7 @@ async fn pump(
         }
         // The buffer lives only between awaits, so an idle tunnel holds none.
         let read = {
-            let mut buf = [0u8; CHUNK / 4];
+            let mut buf = [0u8; COPY_BYTES];
             match from.try_read(&mut buf) {
                 Ok(0) => Read::Eof,
                 Ok(n) => {
@@ -145,7 +150,8 @@ async fn splice_through(from: &TcpStream, to: &TcpStream, p: &Pipe) -> io::Resul
     loop {
         // The pipe is always empty here, so EAGAIN can only mean the socket has nothing.
         let filled = from.try_io(Interest::READABLE, || {
-            splice(from.as_fd(), None, p.write.as_fd(), None, CHUNK, flags).map_err(io::Error::from)
+            splice(from.as_fd(), None, p.write.as_fd(), None, PIPE_BYTES, flags)
+                .map_err(io::Error::from)
         });
         let n = match filled {
             Ok(n) => n,

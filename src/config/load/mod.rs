@@ -13,6 +13,7 @@
 
 mod documents;
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -91,6 +92,25 @@ pub struct FileDigest {
 
 /// Loads and validates `dir`; on failure returns every error (and warning) found.
 pub fn load(dir: &Path) -> Result<LoadedConfig, Vec<Diagnostic>> {
+    load_cached(dir, &mut ParseCache::default())
+}
+
+/// ServiceEntry files parsed by the previous load, by path, reused while their content (SHA-256)
+/// is unchanged: a reload after one file changed parses one file, not ten thousand entries.
+#[derive(Default)]
+pub struct ParseCache {
+    files: HashMap<PathBuf, ParsedFile>,
+}
+
+/// What one file produced.
+struct ParsedFile {
+    sha256: String,
+    entries: Vec<SourcedEntry>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Like [`load`], reusing (and refreshing) `cache`.
+pub fn load_cached(dir: &Path, cache: &mut ParseCache) -> Result<LoadedConfig, Vec<Diagnostic>> {
     let mut sink = Sink::default();
     let gateway_path = dir.join(GATEWAY_FILE);
     let gateway = sink.read(&gateway_path).and_then(|text| {
@@ -118,12 +138,41 @@ pub fn load(dir: &Path) -> Result<LoadedConfig, Vec<Diagnostic>> {
     files.sort();
 
     let mut entries = Vec::new();
+    let mut fresh = HashMap::with_capacity(files.len());
     for file in &files {
-        if let Some(text) = sink.read(file) {
-            let top_folder = top_folder(&se_dir, file);
-            read_entries(file, &text, top_folder.as_deref(), &mut entries, &mut sink);
-        }
+        let Some(text) = sink.read(file) else {
+            continue;
+        };
+        let sha256 = sink
+            .digests
+            .last()
+            .map(|d| d.sha256.clone())
+            .unwrap_or_default();
+        let parsed = match cache.files.remove(file) {
+            Some(parsed) if parsed.sha256 == sha256 => parsed,
+            _ => {
+                let mut file_sink = Sink::default();
+                let mut file_entries = Vec::new();
+                let top_folder = top_folder(&se_dir, file);
+                read_entries(
+                    file,
+                    &text,
+                    top_folder.as_deref(),
+                    &mut file_entries,
+                    &mut file_sink,
+                );
+                ParsedFile {
+                    sha256,
+                    entries: file_entries,
+                    diagnostics: file_sink.diagnostics,
+                }
+            }
+        };
+        entries.extend(parsed.entries.iter().cloned());
+        sink.diagnostics.extend(parsed.diagnostics.iter().cloned());
+        fresh.insert(file.clone(), parsed);
     }
+    cache.files = fresh;
     check_unique_names(&entries, &mut sink);
 
     if sink.diagnostics.iter().any(Diagnostic::is_error) {
