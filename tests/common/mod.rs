@@ -3,6 +3,7 @@
 //! and play tenants from 127.0.0.2 / 127.0.0.3.
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
+pub mod mtls;
 pub mod pki;
 pub mod tls_origin;
 pub mod tunnel;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cluster in a box: a multi-tenant "cluster" built from network namespaces on one machine, for
-# end-to-end tests of egress-gateway (tests/e2e.rs) and for trying it by hand.
+# end-to-end tests of egress-gateway (tests/e2e/main.rs) and for trying it by hand.
 #
 #   tests/e2e/cluster.sh up [--gateway[=BIN]]   build the box (cleans up a previous one first);
 #                                               --gateway also starts egress-gateway in eg-gw on
@@ -294,7 +294,7 @@ EOF
 
 py() { if [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else command -v python3; fi; }
 
-# The box gateway config for `up --gateway`: the same shape tests/e2e.rs uses.
+# The box gateway config for `up --gateway`: the same shape tests/e2e/main.rs uses.
 write_gateway_config() {
     local dir=$STATE/gateway
     mkdir -p "$dir/serviceentries/app1" "$dir/serviceentries/app2"
