@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::answer::{self, Alert};
 use super::io::Rewind;
-use super::{forward, ClientIo, Context};
+use super::{forward, ClientIo, Context, Outbound};
 use crate::account::ConnectionRecord;
 use crate::decide::{Decision, DenyReason, Inspection, Verdict};
 use crate::identify::Presented;
@@ -78,16 +78,12 @@ pub async fn serve<S>(
     let Some(namespace) = tenant else {
         return deny(&mut client, &mut record, DenyReason::UnknownTenant).await;
     };
-    let _admitted = match ctx.admit(&snapshot, &namespace, &mut record) {
-        Ok(admitted) => admitted,
-        Err(reason) => return deny(&mut client, &mut record, reason).await,
-    };
-    let decision = match ctx.decide(&snapshot, &namespace, &target, &mut record) {
-        Ok(decision) => decision,
-        Err(reason) => return deny(&mut client, &mut record, reason).await,
-    };
-    let upstream = match ctx.dial(&snapshot, &decision, &target, &mut record).await {
-        Ok(dialed) => dialed.stream,
+    let Outbound {
+        permit: _permit,
+        decision,
+        upstream,
+    } = match ctx.open(&snapshot, &namespace, &target, &mut record).await {
+        Ok(outbound) => outbound,
         Err(reason) => return deny(&mut client, &mut record, reason).await,
     };
     if client.write_all(answer::TUNNEL_ESTABLISHED).await.is_err() {

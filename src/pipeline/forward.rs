@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::answer;
 use super::io::{ByteCounts, Counted, FramingGuard};
-use super::Context;
+use super::{Context, Outbound};
 use crate::account::ConnectionRecord;
 use crate::decide::DenyReason;
 use crate::identify::Presented;
@@ -130,16 +130,12 @@ async fn forward(
     let Some(namespace) = tenant else {
         return deny(&mut record, 403, DenyReason::UnknownTenant);
     };
-    let admitted = match ctx.admit(&snapshot, &namespace, &mut record) {
-        Ok(admitted) => admitted,
-        Err(reason) => return deny(&mut record, reason.http_status(), reason),
-    };
-    let decision = match ctx.decide(&snapshot, &namespace, &target, &mut record) {
-        Ok(decision) => decision,
-        Err(reason) => return deny(&mut record, reason.http_status(), reason),
-    };
-    let upstream = match ctx.dial(&snapshot, &decision, &target, &mut record).await {
-        Ok(dialed) => dialed.stream,
+    let Outbound {
+        permit: admitted,
+        upstream,
+        ..
+    } = match ctx.open(&snapshot, &namespace, &target, &mut record).await {
+        Ok(outbound) => outbound,
         Err(reason) => return deny(&mut record, reason.http_status(), reason),
     };
 

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::answer::Alert;
 use super::connect::{check_sni, needs_sni_check};
 use super::h2_stream::H2Stream;
-use super::Context;
+use super::{Context, Outbound};
 use crate::account::ConnectionRecord;
 use crate::decide::{DenyReason, Verdict};
 use crate::identify::Presented;
@@ -75,16 +75,12 @@ async fn stream(
     let Some(namespace) = ctx.identify(&snapshot, peer, presented, &mut record) else {
         return deny(&mut respond, &mut record, DenyReason::UnknownTenant);
     };
-    let _admitted = match ctx.admit(&snapshot, &namespace, &mut record) {
-        Ok(admitted) => admitted,
-        Err(reason) => return deny(&mut respond, &mut record, reason),
-    };
-    let decision = match ctx.decide(&snapshot, &namespace, &target, &mut record) {
-        Ok(decision) => decision,
-        Err(reason) => return deny(&mut respond, &mut record, reason),
-    };
-    let upstream = match ctx.dial(&snapshot, &decision, &target, &mut record).await {
-        Ok(dialed) => dialed.stream,
+    let Outbound {
+        permit: _permit,
+        decision,
+        upstream,
+    } = match ctx.open(&snapshot, &namespace, &target, &mut record).await {
+        Ok(outbound) => outbound,
         Err(reason) => return deny(&mut respond, &mut record, reason),
     };
     let Ok(send) = respond.send_response(Response::new(()), false) else {

@@ -46,10 +46,14 @@ pub struct Context {
     pub accounting: Arc<Accounting>,
 }
 
-/// A connection that passed decide: its permit, and the verdict to report.
-pub struct Admitted {
+/// A connection the policy let out: its slot, the decision, and the connected upstream.
+pub struct Outbound<'s> {
     /// Holds the tenant's connection slot until dropped.
     pub permit: Permit,
+    /// The allow (or audit) decision, with the entry and port that allowed it.
+    pub decision: crate::decide::Decision<'s>,
+    /// The upstream connection.
+    pub upstream: TcpStream,
 }
 
 impl Context {
@@ -86,16 +90,35 @@ impl Context {
         }
     }
 
+    /// Admits, decides and dials, in that order — the steps every front end runs once it knows
+    /// the tenant and the target. `Err` is the reason to answer the tenant with.
+    pub async fn open<'s>(
+        &self,
+        snapshot: &'s Snapshot,
+        namespace: &Namespace,
+        target: &Target,
+        record: &mut ConnectionRecord,
+    ) -> Result<Outbound<'s>, DenyReason> {
+        let permit = self.admit(snapshot, namespace, record)?;
+        let decision = self.decide(snapshot, namespace, target, record)?;
+        let upstream = self.dial(snapshot, &decision, target, record).await?.stream;
+        Ok(Outbound {
+            permit,
+            decision,
+            upstream,
+        })
+    }
+
     /// Takes a connection slot for `namespace`, or records `tenant_connection_limit`.
     pub fn admit(
         &self,
         snapshot: &Snapshot,
         namespace: &Namespace,
         record: &mut ConnectionRecord,
-    ) -> Result<Admitted, DenyReason> {
+    ) -> Result<Permit, DenyReason> {
         let limit = snapshot.connection_limit(namespace.as_str());
         match self.limiter.try_acquire(namespace.as_str(), limit) {
-            Some(permit) => Ok(Admitted { permit }),
+            Some(permit) => Ok(permit),
             None => {
                 record.deny(DenyReason::TenantConnectionLimit);
                 Err(DenyReason::TenantConnectionLimit)

@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use tokio::net::TcpStream;
 
 use super::answer::{self, Alert};
-use super::Context;
+use super::{Context, Outbound};
 use crate::account::ConnectionRecord;
 use crate::decide::DenyReason;
 use crate::identify::Presented;
@@ -59,16 +59,12 @@ pub async fn serve(ctx: &Context, mut client: TcpStream, peer: SocketAddr, port:
     };
     record.target(&target);
 
-    let _admitted = match ctx.admit(&snapshot, &namespace, &mut record) {
-        Ok(admitted) => admitted,
-        Err(reason) => return deny(&mut client, &mut record, reason).await,
-    };
-    let decision = match ctx.decide(&snapshot, &namespace, &target, &mut record) {
-        Ok(decision) => decision,
-        Err(reason) => return deny(&mut client, &mut record, reason).await,
-    };
-    let upstream = match ctx.dial(&snapshot, &decision, &target, &mut record).await {
-        Ok(dialed) => dialed.stream,
+    let Outbound {
+        permit: _permit,
+        upstream,
+        ..
+    } = match ctx.open(&snapshot, &namespace, &target, &mut record).await {
+        Ok(outbound) => outbound,
         Err(reason) => return deny(&mut client, &mut record, reason).await,
     };
     ctx.splice(&snapshot, client, upstream, buf, &mut record)
