@@ -1,0 +1,136 @@
+//! Local servers tests point the gateway at: a TCP echo, a recorder, a minimal HTTP origin, an
+//! NXDOMAIN DNS server, a closed port and a black hole that never answers SYNs.
+
+use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket};
+
+/// A TCP echo server on 127.0.0.1; runs until the test's runtime ends.
+pub async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = stream.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// A TCP server on 127.0.0.1 that reads each connection to EOF and reports what it received
+/// (one message per connection, in accept order).
+pub async fn recording_server() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind recorder");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut received = Vec::new();
+                let _ = stream.read_to_end(&mut received).await;
+                let _ = tx.send(received);
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A minimal HTTP/1.1 origin on 127.0.0.1: answers every request with `200` and `body`, then
+/// closes.
+pub async fn http_origin(body: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// A 127.0.0.1 address nothing listens on (bound, then released).
+pub fn closed_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// A UDP DNS server on 127.0.0.1 that answers every query with NXDOMAIN (the query echoed back
+/// with QR set and RCODE 3); runs until the test's runtime ends.
+pub async fn nxdomain_dns_server() -> SocketAddr {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind dns");
+    let addr = socket.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
+            if n < 12 {
+                continue;
+            }
+            let mut answer = buf[..n].to_vec();
+            answer[2] |= 0x80; // QR: this is a response
+            answer[3] = (answer[3] & 0xf0) | 0x03; // RCODE 3: NXDOMAIN
+            let _ = socket.send_to(&answer, peer).await;
+        }
+    });
+    addr
+}
+
+/// A 127.0.0.1 listener that never accepts and whose backlog is full, so further SYNs go
+/// unanswered and a connect to it times out. Keep the returned value alive for the test.
+pub struct BlackHole {
+    /// The address that does not answer.
+    pub addr: SocketAddr,
+    _listener: tokio::net::TcpListener,
+    _held: Vec<StdTcpStream>,
+}
+
+/// Creates a [`BlackHole`]: `listen(0)`, then connects until a connect attempt times out (the
+/// kernel stops answering SYNs once the accept queue is full).
+pub fn black_hole() -> BlackHole {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let listener = socket.listen(0).expect("listen(0)");
+    let addr = listener.local_addr().expect("addr");
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        match StdTcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(stream) => held.push(stream),
+            Err(err) if err.kind() == std::io::ErrorKind::TimedOut => {
+                return BlackHole {
+                    addr,
+                    _listener: listener,
+                    _held: held,
+                };
+            }
+            Err(err) => panic!("filling the backlog of {addr}: {err}"),
+        }
+    }
+    panic!("the backlog of {addr} never filled: this kernel answers SYNs beyond listen(0)");
+}
