@@ -101,7 +101,11 @@ impl Context {
     ) -> Result<Outbound<'s>, DenyReason> {
         let permit = self.admit(snapshot, namespace, record)?;
         let decision = self.decide(snapshot, namespace, target, record)?;
-        let upstream = self.dial(snapshot, &decision, target, record).await?.stream;
+        // Resolver and connect state is only needed until the upstream answers; boxed, it is
+        // freed then instead of staying in the connection's task for the tunnel's whole life.
+        let upstream = Box::pin(self.dial(snapshot, &decision, target, record))
+            .await?
+            .stream;
         Ok(Outbound {
             permit,
             decision,
@@ -191,10 +195,14 @@ impl Context {
             zero_copy: snapshot.zero_copy,
         };
         let progress = |delta| record.progress(delta);
+        // The userspace splice's state is twice the zero-copy one's; boxing it keeps it out of
+        // every plain TCP tunnel's task, which is most of what an idle tunnel costs.
         let tunnel = async move {
             match client.into_tcp() {
                 Ok(tcp) => splice::splice_tcp(tcp, upstream, early, options, progress).await,
-                Err(other) => splice::splice(other, upstream, early, options, progress).await,
+                Err(other) => {
+                    Box::pin(splice::splice(other, upstream, early, options, progress)).await
+                }
             }
         };
         tokio::select! {

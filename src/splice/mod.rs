@@ -12,6 +12,7 @@ mod userspace;
 
 use std::future::Future;
 use std::io;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -108,6 +109,7 @@ pub async fn splice_tcp(
     }
     let meter = Meter::new();
     let (up, down) = tcp::directions(&client, &upstream, early, &meter);
+    let (up, down) = (pin!(up), pin!(down));
     drive(up, down, &meter, options, on_progress).await
 }
 
@@ -140,18 +142,21 @@ where
         &meter,
         &meter.ingress,
     );
+    let (up, down) = (pin!(up), pin!(down));
     drive(up, down, &meter, options, on_progress).await
 }
 
 /// Runs both directions to completion, reporting progress and enforcing the idle timeout.
+///
+/// The directions come pinned by the caller: an async fn keeps its by-value arguments twice in
+/// its state, and these two are most of an idle tunnel's memory.
 async fn drive(
-    up: impl Future<Output = io::Result<()>>,
-    down: impl Future<Output = io::Result<()>>,
+    mut up: Pin<&mut impl Future<Output = io::Result<()>>>,
+    mut down: Pin<&mut impl Future<Output = io::Result<()>>>,
     meter: &Meter,
     options: SpliceOptions,
     mut on_progress: impl FnMut(Transferred),
 ) -> (Transferred, SpliceEnd) {
-    tokio::pin!(up, down);
     let tick = options
         .progress_every
         .min(options.idle / 4)
@@ -162,11 +167,11 @@ async fn drive(
     let mut end = SpliceEnd::Closed;
     while !(up_done && down_done) {
         tokio::select! {
-            result = &mut up, if !up_done => {
+            result = up.as_mut(), if !up_done => {
                 up_done = true;
                 if result.is_err() { end = SpliceEnd::Error; break; }
             }
-            result = &mut down, if !down_done => {
+            result = down.as_mut(), if !down_done => {
                 down_done = true;
                 if result.is_err() { end = SpliceEnd::Error; break; }
             }

@@ -85,7 +85,7 @@ async fn pump(
 ) -> io::Result<()> {
     let mut pipe: Option<Pipe> = None;
     loop {
-        from.readable().await?;
+        read_ready(from).await?;
         if let Some(p) = pipe.as_ref() {
             match splice_through(from, to, p).await? {
                 0 => return half_close(to),
@@ -127,6 +127,18 @@ async fn pump(
     }
 }
 
+/// Waits until `socket` may be readable. Unlike `TcpStream::readable`, the waker is kept in the
+/// socket's own slot, so the wait adds no waiter node to the tunnel's state: these awaits are
+/// where idle tunnels sit, and their size is the tunnel's memory.
+fn read_ready(socket: &TcpStream) -> impl Future<Output = io::Result<()>> + '_ {
+    std::future::poll_fn(|cx| socket.poll_read_ready(cx))
+}
+
+/// Waits until `socket` may be writable; see [`read_ready`].
+fn write_ready(socket: &TcpStream) -> impl Future<Output = io::Result<()>> + '_ {
+    std::future::poll_fn(|cx| socket.poll_write_ready(cx))
+}
+
 fn half_close(to: &TcpStream) -> io::Result<()> {
     let _ = shutdown(to.as_raw_fd(), Shutdown::Write);
     Ok(())
@@ -134,7 +146,7 @@ fn half_close(to: &TcpStream) -> io::Result<()> {
 
 async fn write_all(to: &TcpStream, mut rest: &[u8]) -> io::Result<()> {
     while !rest.is_empty() {
-        to.writable().await?;
+        write_ready(to).await?;
         match to.try_write(rest) {
             Ok(n) => rest = &rest[n..],
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
@@ -156,14 +168,14 @@ async fn splice_through(from: &TcpStream, to: &TcpStream, p: &Pipe) -> io::Resul
         let n = match filled {
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                from.readable().await?;
+                read_ready(from).await?;
                 continue;
             }
             Err(err) => return Err(err),
         };
         let mut left = n;
         while left > 0 {
-            to.writable().await?;
+            write_ready(to).await?;
             let drained = to.try_io(Interest::WRITABLE, || {
                 splice(p.read.as_fd(), None, to.as_fd(), None, left, flags).map_err(io::Error::from)
             });
