@@ -145,11 +145,22 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         }),
         tls,
     });
+    let retired = snapshots.clone();
+    let reloads = reload::ReloadThread::spawn(
+        {
+            let reloader = reloader.clone();
+            move || reloader.reload()
+        },
+        move || {
+            retired.sweep();
+        },
+    )
+    .context("starting the reload thread")?;
     // Watching starts before readiness, so no change made after `/readyz` says 200 is missed.
-    let _watcher = watch(&reloader, &gateway.serviceentries.dir)?;
+    let _watcher = watch(&reloader, &reloads, &gateway.serviceentries.dir)?;
     admin_state.ready.store(true, Ordering::Release);
     tracing::info!(generation = 1, dir = %dir.display(), "gateway ready");
-    wait_for_shutdown(&reloader, signals).await?;
+    wait_for_shutdown(&reloads, signals).await?;
 
     admin_state.draining.store(true, Ordering::Release);
     stop_accepting.cancel();
@@ -175,7 +186,11 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
 
 /// Watches the config directory (and the ServiceEntry folder and TLS files when they live
 /// elsewhere), reloading after each burst of changes.
-fn watch(reloader: &Arc<Reloader>, entries_dir: &Path) -> anyhow::Result<reload::ConfigWatcher> {
+fn watch(
+    reloader: &Reloader,
+    reloads: &reload::ReloadThread,
+    entries_dir: &Path,
+) -> anyhow::Result<reload::ConfigWatcher> {
     let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let mut watched = vec![reloader.dir.clone()];
     let entries_dir = canonical(entries_dir);
@@ -183,12 +198,9 @@ fn watch(reloader: &Arc<Reloader>, entries_dir: &Path) -> anyhow::Result<reload:
         watched.push(entries_dir);
     }
     let tls_files = reloader.tls.as_ref().map(|t| t.files()).unwrap_or_default();
-    let on_change = reloader.clone();
-    reload::watch(watched, tls_files, move || {
-        let reloader = on_change.clone();
-        tokio::task::spawn_blocking(move || reloader.reload());
-    })
-    .context("watching the config directory")
+    let reloads = reloads.clone();
+    reload::watch(watched, tls_files, move || reloads.request())
+        .context("watching the config directory")
 }
 
 /// The signals the gateway handles, installed before anything is bound so that a signal sent as
@@ -210,7 +222,7 @@ impl Signals {
 }
 
 /// Waits for SIGTERM/SIGINT, reloading on every SIGHUP meanwhile.
-async fn wait_for_shutdown(reloader: &Arc<Reloader>, signals: Signals) -> anyhow::Result<()> {
+async fn wait_for_shutdown(reloads: &reload::ReloadThread, signals: Signals) -> anyhow::Result<()> {
     let Signals {
         mut term,
         mut int,
@@ -222,8 +234,7 @@ async fn wait_for_shutdown(reloader: &Arc<Reloader>, signals: Signals) -> anyhow
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading");
-                let reloader = reloader.clone();
-                let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+                reloads.reload().await;
             }
         }
     }

@@ -319,6 +319,42 @@ async fn sighup_reloads_and_a_broken_file_keeps_the_previous_config() {
     wait_connect_status(proxy, "fixed.test:8000", 200).await;
 }
 
+/// The nice value of the gateway's thread named `name`, from `/proc/PID/task/*/stat`.
+fn thread_nice(pid: u32, name: &str) -> Option<i64> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the gateway's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok())
+        .find_map(|stat| {
+            // "tid (comm) state ..."; fields after the comm start with field 3 (state).
+            let (head, rest) = stat.rsplit_once(") ")?;
+            let comm = head.split_once(" (")?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            (comm == name).then(|| fields[16].parse().ok())?
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_run_on_a_lowest_priority_thread_so_tunnels_come_first() {
+    let config = ConfigDir::new(&gateway_yaml(""));
+    let gateway = Arc::new(Gateway::start(&config));
+    gateway.wait_watching();
+    assert_eq!(
+        thread_nice(gateway.pid(), "reload"),
+        Some(19),
+        "the reload thread runs at nice 19"
+    );
+    assert_eq!(
+        thread_nice(gateway.pid(), "egress-gateway"),
+        Some(0),
+        "the main thread keeps the default priority"
+    );
+    let g = gateway.clone();
+    tokio::task::spawn_blocking(move || g.reload_to(2))
+        .await
+        .expect("join");
+    assert_eq!(gateway.reloads("success"), 2.0, "SIGHUP still reloads");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_100_writes_causes_at_most_two_reloads() {
     let echo = echo_server().await;

@@ -2,11 +2,15 @@
 //!
 //! A connection loads the snapshot once and keeps that `Arc` for its whole life, so a reload never
 //! changes the rules under an open tunnel, and new connections see the new policy at once.
+//!
+//! A replaced snapshot is freed off the connection path: the cell keeps a reference to it until
+//! [`SnapshotCell::sweep`] finds nobody else holding it, so the last tunnel of an old generation
+//! never pays for tearing down a large policy on a runtime worker.
 
 pub mod compile;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -62,6 +66,8 @@ impl Snapshot {
 /// The swappable holder of the current snapshot.
 pub struct SnapshotCell {
     current: ArcSwap<Snapshot>,
+    /// Replaced snapshots, kept until no connection holds them.
+    retired: Mutex<Vec<Arc<Snapshot>>>,
 }
 
 impl SnapshotCell {
@@ -69,6 +75,7 @@ impl SnapshotCell {
     pub fn new(snapshot: Snapshot) -> Self {
         Self {
             current: ArcSwap::from_pointee(snapshot),
+            retired: Mutex::default(),
         }
     }
 
@@ -77,8 +84,66 @@ impl SnapshotCell {
         self.current.load_full()
     }
 
-    /// Replaces the snapshot; open connections keep the one they loaded.
+    /// Replaces the snapshot; open connections keep the one they loaded. The caller's thread
+    /// frees whatever retired snapshot is no longer used.
     pub fn store(&self, snapshot: Snapshot) {
-        self.current.store(Arc::new(snapshot));
+        let previous = self.current.swap(Arc::new(snapshot));
+        self.retired_list().push(previous);
+        self.sweep();
+    }
+
+    /// Frees, on the caller's thread, the retired snapshots no connection holds any more;
+    /// returns how many are still held.
+    pub fn sweep(&self) -> usize {
+        let unused: Vec<Arc<Snapshot>> = {
+            let mut retired = self.retired_list();
+            let (unused, held) = retired
+                .drain(..)
+                .partition(|snapshot| Arc::strong_count(snapshot) == 1);
+            *retired = held;
+            unused
+        };
+        drop(unused);
+        self.retired_list().len()
+    }
+
+    fn retired_list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Snapshot>>> {
+        self.retired.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(dir: &std::path::Path, generation: u64) -> Snapshot {
+        let loaded = crate::config::load(dir).expect("the test config loads");
+        compile(&loaded, generation).expect("the test config compiles")
+    }
+
+    #[test]
+    fn a_replaced_snapshot_outlives_its_last_tunnel_until_a_sweep_frees_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("serviceentries")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("gateway.yaml"),
+            "listeners:\n  connect: {address: \"127.0.0.1:0\"}\n",
+        )
+        .expect("write gateway.yaml");
+        let cell = SnapshotCell::new(compiled(dir.path(), 1));
+        let tunnel = cell.load();
+        let first = Arc::downgrade(&tunnel);
+
+        cell.store(compiled(dir.path(), 2));
+        assert_eq!(cell.load().generation, 2, "new connections see the new one");
+        assert_eq!(cell.sweep(), 1, "an open tunnel still holds generation 1");
+
+        drop(tunnel);
+        assert!(
+            first.upgrade().is_some(),
+            "the last tunnel's drop must not free the policy on its worker"
+        );
+        assert_eq!(cell.sweep(), 0);
+        assert!(first.upgrade().is_none(), "the sweep freed it");
     }
 }

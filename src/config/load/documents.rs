@@ -7,8 +7,9 @@
 //! digest files (that is the directory walk in `load`), and must not compile policy.
 
 use std::cell::OnceCell;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_yaml::Value;
 
@@ -232,8 +233,8 @@ fn resolve_namespace(
 }
 
 /// `metadata.name` must be unique within a namespace, like in Kubernetes.
-pub(super) fn check_unique_names(entries: &[SourcedEntry], sink: &mut Sink) {
-    let mut seen: BTreeMap<(&str, &str), &SourcedEntry> = BTreeMap::new();
+pub(super) fn check_unique_names(entries: &[Arc<SourcedEntry>], sink: &mut Sink) {
+    let mut seen: HashMap<(&str, &str), &SourcedEntry> = HashMap::with_capacity(entries.len());
     for entry in entries {
         let key = (entry.namespace.as_str(), entry.name.as_str());
         if let Some(first) = seen.get(&key) {

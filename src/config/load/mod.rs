@@ -16,6 +16,7 @@ mod documents;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
@@ -41,8 +42,9 @@ pub struct LoadedConfig {
     pub dir: PathBuf,
     /// Parsed `gateway.yaml`, with file paths already resolved against the directory.
     pub gateway: GatewayFile,
-    /// Every ServiceEntry found, with the tenant that owns it.
-    pub entries: Vec<SourcedEntry>,
+    /// Every ServiceEntry found, with the tenant that owns it; shared with the reload cache, so a
+    /// reload after one file changed copies pointers, not ten thousand entries.
+    pub entries: Vec<Arc<SourcedEntry>>,
     /// Each file read and its digest, for `/config` and for telling what a reload changed.
     pub files: Vec<FileDigest>,
     /// Accepted-with-a-note problems.
@@ -105,7 +107,7 @@ pub struct ParseCache {
 /// What one file produced.
 struct ParsedFile {
     sha256: String,
-    entries: Vec<SourcedEntry>,
+    entries: Vec<Arc<SourcedEntry>>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -163,7 +165,7 @@ pub fn load_cached(dir: &Path, cache: &mut ParseCache) -> Result<LoadedConfig, V
                 );
                 ParsedFile {
                     sha256,
-                    entries: file_entries,
+                    entries: file_entries.into_iter().map(Arc::new).collect(),
                     diagnostics: file_sink.diagnostics,
                 }
             }

@@ -4,7 +4,11 @@
 //!
 //! Debounced: a reload runs once events have been quiet for `QUIET`, and at the latest `MAX_WAIT`
 //! after the first event of a burst, so a stream of writes cannot postpone it forever. What a
-//! reload does is the caller's business.
+//! reload does is the caller's business; [`ReloadThread`] is where it runs.
+
+mod thread;
+
+pub use thread::ReloadThread;
 
 use std::path::PathBuf;
 use std::time::Duration;
