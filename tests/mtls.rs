@@ -76,6 +76,56 @@ async fn spiffe_identity_decides_http1_connect_inside_tls() {
     assert_eq!(line["service_entry"], "app1/echo");
 }
 
+/// 4 MiB of non-repeating bytes, so a lost, doubled or reordered chunk shows.
+fn four_mib_pattern() -> Vec<u8> {
+    let mut state: u32 = 0x2545_f491;
+    (0..4 * 1024 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mtls_tunnel_carries_4_mib_each_way_intact_with_half_close() {
+    let echo = common::echo_server().await;
+    let world = world("");
+    tcp_entry(&world, "echo", "echo.test", 7000, echo);
+    let gateway = Gateway::start(&world.config);
+    let app1 = world.ca.client(Some(APP1_ID), &[], false);
+    let mut tls = tls_connect(&gateway, &world.ca.pem, Some(&app1), &[b"http/1.1"])
+        .await
+        .expect("handshake");
+    let head = h1_connect(&mut tls, "echo.test:7000").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    let sent = four_mib_pattern();
+    let (mut read, mut write) = tokio::io::split(tls);
+    let to_send = sent.clone();
+    let writer = tokio::spawn(async move {
+        write.write_all(&to_send).await.expect("write 4 MiB");
+        write.shutdown().await.expect("close_notify");
+    });
+    let mut received = Vec::with_capacity(sent.len());
+    tokio::time::timeout(WAIT, read.read_to_end(&mut received))
+        .await
+        .expect("4 MiB back in time")
+        .expect("read");
+    writer.await.expect("writer");
+    assert_eq!(received.len(), sent.len());
+    assert!(
+        received == sent,
+        "the echoed bytes differ from the sent bytes"
+    );
+
+    let line = gateway.wait_access_log(|l| l["host"] == "echo.test");
+    assert_eq!(line["bytes_egress"], sent.len() as u64, "{line}");
+    assert_eq!(line["bytes_ingress"], sent.len() as u64, "{line}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn certificates_without_our_spiffe_id_are_unknown_tenants() {
     let echo = common::echo_server().await;
