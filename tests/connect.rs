@@ -19,19 +19,6 @@ use tokio::time::timeout;
 
 const MIB4: usize = 4 * 1024 * 1024;
 
-/// Deterministic, non-repeating test data.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut state: u32 = 0x9e37_79b9;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state as u8
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn allowed_tunnel_carries_4_mib_each_way_intact() {
     let echo = echo_server().await;

@@ -76,19 +76,6 @@ async fn spiffe_identity_decides_http1_connect_inside_tls() {
     assert_eq!(line["service_entry"], "app1/echo");
 }
 
-/// 4 MiB of non-repeating bytes, so a lost, doubled or reordered chunk shows.
-fn four_mib_pattern() -> Vec<u8> {
-    let mut state: u32 = 0x2545_f491;
-    (0..4 * 1024 * 1024)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state as u8
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_mtls_tunnel_carries_4_mib_each_way_intact_with_half_close() {
     let echo = common::echo_server().await;
@@ -102,7 +89,7 @@ async fn an_mtls_tunnel_carries_4_mib_each_way_intact_with_half_close() {
     let head = h1_connect(&mut tls, "echo.test:7000").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 
-    let sent = four_mib_pattern();
+    let sent = common::pattern(4 * 1024 * 1024);
     let (mut read, mut write) = tokio::io::split(tls);
     let to_send = sent.clone();
     let writer = tokio::spawn(async move {

@@ -184,3 +184,16 @@ pub fn rustls_client_hello(sni: &str) -> Vec<u8> {
 
 /// The fatal `access_denied` alert record the SNI listener answers a deny with.
 pub const ALERT_ACCESS_DENIED: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31];
+
+/// Deterministic, non-repeating test data.
+pub fn pattern(len: usize) -> Vec<u8> {
+    let mut state: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
