@@ -349,6 +349,8 @@ async fn bind(
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("binding the {name} listener on {address}"))?;
+    accept::no_delay_for_accepted(&listener)
+        .with_context(|| format!("setting TCP_NODELAY on the {name} listener"))?;
     let local = listener.local_addr()?;
     tracing::info!(listener = name, address = %local, "listening");
     bound.push(local);

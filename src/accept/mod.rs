@@ -48,7 +48,6 @@ pub async fn accept_loop<F, Fut>(
                 };
                 match accepted {
                     Ok((stream, peer)) => {
-                        let _ = stream.set_nodelay(true);
                         tracker.spawn(serve(stream, peer));
                     }
                     Err(err) => {
@@ -63,6 +62,13 @@ pub async fn accept_loop<F, Fut>(
     drop(listener);
     while loops.join_next().await.is_some() {}
     tracing::info!(listener = name, "stopped accepting");
+}
+
+/// Sets `TCP_NODELAY` on a listening socket. Linux copies it into every accepted socket, so
+/// tunnels relay small writes at once without a `setsockopt` per connection.
+pub fn no_delay_for_accepted(listener: &TcpListener) -> std::io::Result<()> {
+    nix::sys::socket::setsockopt(listener, nix::sys::socket::sockopt::TcpNoDelay, &true)
+        .map_err(std::io::Error::from)
 }
 
 fn transparent_port(listener: &TcpListener, default_port: u16) -> TransparentPort {
@@ -172,4 +178,23 @@ pub async fn connect_tls(
         },
     )
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_inherit_no_delay_from_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (_client, accepted) = tokio::join!(TcpStream::connect(address), listener.accept());
+        let (accepted, _) = accepted.expect("accept");
+        assert!(!accepted.nodelay().expect("getsockopt"), "off by default");
+
+        no_delay_for_accepted(&listener).expect("setsockopt");
+        let (_client, accepted) = tokio::join!(TcpStream::connect(address), listener.accept());
+        let (accepted, _) = accepted.expect("accept");
+        assert!(accepted.nodelay().expect("getsockopt"), "inherited");
+    }
 }

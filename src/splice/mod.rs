@@ -108,7 +108,8 @@ pub async fn splice_tcp(
         return splice(client, upstream, early, options, on_progress).await;
     }
     let meter = Meter::new();
-    let (up, down) = tcp::directions(&client, &upstream, early, &meter);
+    let (mut client, mut upstream) = (client, upstream);
+    let (up, down) = tcp::directions(&mut client, &mut upstream, early, &meter);
     let (up, down) = (pin!(up), pin!(down));
     drive(up, down, &meter, options, on_progress).await
 }

@@ -2,7 +2,7 @@
 //! through a buffer that exists only between awaits, bulk transfers move with `splice(2)`
 //! socket → pipe → socket and never enter userspace. An idle tunnel holds no buffer either way.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
@@ -11,30 +11,32 @@ use bytes::BytesMut;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use nix::sys::socket::{shutdown, Shutdown};
 use tokio::io::Interest;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
+use super::userspace::{read_and_write, BUFFER_BYTES};
 use super::Meter;
 
-/// Userspace copy buffer; a read that fills it marks a bulk transfer.
-const COPY_BYTES: usize = 16 * 1024;
 /// Pipe capacity asked for bulk directions: fewer, larger splices per wakeup.
 const PIPE_BYTES: usize = 1024 * 1024;
 
 /// The two direction futures of a TCP ⇄ TCP tunnel.
 pub(super) fn directions<'a>(
-    client: &'a TcpStream,
-    upstream: &'a TcpStream,
+    client: &'a mut TcpStream,
+    upstream: &'a mut TcpStream,
     early: BytesMut,
     meter: &'a Meter,
 ) -> (
     impl Future<Output = io::Result<()>> + 'a,
     impl Future<Output = io::Result<()>> + 'a,
 ) {
+    let (client_read, client_write) = client.split();
+    let (upstream_read, upstream_write) = upstream.split();
     let up = async move {
-        write_early(upstream, early, meter).await?;
-        pump(client, upstream, meter, &meter.egress).await
+        write_early(upstream_write.as_ref(), early, meter).await?;
+        pump(client_read, upstream_write, meter, &meter.egress).await
     };
-    let down = pump(upstream, client, meter, &meter.ingress);
+    let down = pump(upstream_read, client_write, meter, &meter.ingress);
     (up, down)
 }
 
@@ -62,66 +64,37 @@ impl Pipe {
     }
 }
 
-/// What one userspace read produced.
-enum Read {
-    Eof,
-    Nothing,
-    Data {
-        n: usize,
-        unwritten: Option<Vec<u8>>,
-    },
-}
-
 /// Moves bytes `from` → `to` until EOF, then half-closes `to`.
 ///
-/// Starts in userspace: a read into a stack buffer that is written straight out, which for the
-/// short exchanges most tunnels carry costs two syscalls and no pipe. The first read that fills
-/// the buffer marks a bulk transfer and switches the direction to `splice(2)` for good.
+/// Starts in userspace: each read lands in a stack buffer and is written straight out, which for
+/// the short exchanges most tunnels carry costs two syscalls and no pipe (a short read also tells
+/// tokio the socket is drained, so no `EAGAIN` read follows). The first read that fills the
+/// buffer marks a bulk transfer and switches the direction to `splice(2)` for good.
 async fn pump(
-    from: &TcpStream,
-    to: &TcpStream,
+    mut from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
     meter: &Meter,
     direction: &AtomicU64,
 ) -> io::Result<()> {
-    let mut pipe: Option<Pipe> = None;
+    let mut unwritten = Vec::new();
     loop {
-        read_ready(from).await?;
-        if let Some(p) = pipe.as_ref() {
-            match splice_through(from, to, p).await? {
-                0 => return half_close(to),
-                n => meter.moved(direction, n),
-            }
-            continue;
+        let n = poll_fn(|cx| read_and_write(cx, &mut from, &mut to, &mut unwritten)).await?;
+        if !unwritten.is_empty() {
+            write_all(to.as_ref(), &unwritten).await?;
+            unwritten = Vec::new();
         }
-        // The buffer lives only between awaits, so an idle tunnel holds none.
-        let read = {
-            let mut buf = [0u8; COPY_BYTES];
-            match from.try_read(&mut buf) {
-                Ok(0) => Read::Eof,
-                Ok(n) => {
-                    let written = match to.try_write(&buf[..n]) {
-                        Ok(written) => written,
-                        Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
-                        Err(err) => return Err(err),
-                    };
-                    let unwritten = (written < n).then(|| buf[written..n].to_vec());
-                    if n == buf.len() {
-                        pipe = Some(Pipe::new()?);
-                    }
-                    Read::Data { n, unwritten }
+        if n == 0 {
+            return half_close(to.as_ref());
+        }
+        meter.moved(direction, n);
+        if n == BUFFER_BYTES {
+            let pipe = Pipe::new()?;
+            loop {
+                read_ready(from.as_ref()).await?;
+                match splice_through(from.as_ref(), to.as_ref(), &pipe).await? {
+                    0 => return half_close(to.as_ref()),
+                    n => meter.moved(direction, n),
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => Read::Nothing,
-                Err(err) => return Err(err),
-            }
-        };
-        match read {
-            Read::Eof => return half_close(to),
-            Read::Nothing => {}
-            Read::Data { n, unwritten } => {
-                if let Some(rest) = unwritten {
-                    write_all(to, &rest).await?;
-                }
-                meter.moved(direction, n);
             }
         }
     }
@@ -131,12 +104,12 @@ async fn pump(
 /// socket's own slot, so the wait adds no waiter node to the tunnel's state: these awaits are
 /// where idle tunnels sit, and their size is the tunnel's memory.
 fn read_ready(socket: &TcpStream) -> impl Future<Output = io::Result<()>> + '_ {
-    std::future::poll_fn(|cx| socket.poll_read_ready(cx))
+    poll_fn(|cx| socket.poll_read_ready(cx))
 }
 
 /// Waits until `socket` may be writable; see [`read_ready`].
 fn write_ready(socket: &TcpStream) -> impl Future<Output = io::Result<()>> + '_ {
-    std::future::poll_fn(|cx| socket.poll_write_ready(cx))
+    poll_fn(|cx| socket.poll_write_ready(cx))
 }
 
 fn half_close(to: &TcpStream) -> io::Result<()> {

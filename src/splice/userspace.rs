@@ -13,8 +13,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::Meter;
 
-/// Per-direction buffer size.
-const BUFFER_BYTES: usize = 16 * 1024;
+/// Bytes one read may take; for plain TCP a read that fills it marks a bulk transfer.
+pub(super) const BUFFER_BYTES: usize = 16 * 1024;
 
 /// Sends `early` first (then frees it), then copies like [`copy`].
 pub(super) async fn copy_with_early<R, W>(
@@ -68,7 +68,7 @@ where
 
 /// One read into a stack buffer, written on at once as far as `writer` takes it; the rest goes
 /// to `unwritten`. Returns the bytes read (0 at EOF).
-fn read_and_write<R, W>(
+pub(super) fn read_and_write<R, W>(
     cx: &mut Context<'_>,
     reader: &mut R,
     writer: &mut W,
