@@ -149,7 +149,9 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     let reloads = reload::ReloadThread::spawn(
         {
             let reloader = reloader.clone();
-            move || reloader.reload()
+            move || {
+                reloader.reload();
+            }
         },
         move || {
             retired.sweep();
@@ -234,7 +236,7 @@ async fn wait_for_shutdown(reloads: &reload::ReloadThread, signals: Signals) -> 
             _ = int.recv() => { tracing::info!("SIGINT: shutting down"); return Ok(()); }
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading");
-                reloads.reload().await;
+                reloads.request();
             }
         }
     }

@@ -10,30 +10,24 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use thread_priority::{set_current_thread_priority, ThreadPriority};
-use tokio::sync::oneshot;
 
 /// How long the thread waits for a request before running its idle work.
 const IDLE_WORK_EVERY: Duration = Duration::from_secs(1);
 
-/// A reload request; `done` hears whether the reload succeeded.
-struct Request {
-    done: Option<oneshot::Sender<bool>>,
-}
-
 /// A handle on the reload thread; the thread ends when every handle is gone.
 #[derive(Clone)]
 pub struct ReloadThread {
-    requests: mpsc::Sender<Request>,
+    requests: mpsc::Sender<()>,
 }
 
 impl ReloadThread {
     /// Starts the thread: `reload` runs for each batch of requests that arrived together,
     /// `idle_work` about every second when none arrive.
     pub fn spawn(
-        reload: impl Fn() -> bool + Send + 'static,
+        reload: impl Fn() + Send + 'static,
         idle_work: impl Fn() + Send + 'static,
     ) -> std::io::Result<Self> {
-        let (requests, incoming) = mpsc::channel::<Request>();
+        let (requests, incoming) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
@@ -41,20 +35,14 @@ impl ReloadThread {
                     tracing::warn!(error = ?err, "reload thread keeps the default CPU priority");
                 }
                 loop {
-                    let first = match incoming.recv_timeout(IDLE_WORK_EVERY) {
-                        Ok(request) => request,
-                        Err(RecvTimeoutError::Timeout) => {
-                            idle_work();
-                            continue;
+                    match incoming.recv_timeout(IDLE_WORK_EVERY) {
+                        Ok(()) => {
+                            // Requests that queued up during the last reload share this one.
+                            incoming.try_iter().for_each(drop);
+                            reload();
                         }
+                        Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => return,
-                    };
-                    // Requests that queued up during the last reload are served by one reload.
-                    let batch: Vec<Request> =
-                        std::iter::once(first).chain(incoming.try_iter()).collect();
-                    let ok = reload();
-                    for done in batch.into_iter().filter_map(|r| r.done) {
-                        let _ = done.send(ok);
                     }
                     idle_work();
                 }
@@ -62,17 +50,9 @@ impl ReloadThread {
         Ok(Self { requests })
     }
 
-    /// Asks for a reload without waiting for it.
+    /// Asks for a reload without waiting for it; the outcome is logged and counted by the
+    /// reload itself, and the caller (a signal handler, the watcher) stays free meanwhile.
     pub fn request(&self) {
-        let _ = self.requests.send(Request { done: None });
-    }
-
-    /// Asks for a reload and waits for it; `false` when it failed (or the thread is gone).
-    pub async fn reload(&self) -> bool {
-        let (done, outcome) = oneshot::channel();
-        if self.requests.send(Request { done: Some(done) }).is_err() {
-            return false;
-        }
-        outcome.await.unwrap_or(false)
+        let _ = self.requests.send(());
     }
 }
