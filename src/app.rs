@@ -149,9 +149,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     let reloads = reload::ReloadThread::spawn(
         {
             let reloader = reloader.clone();
-            move || {
-                reloader.reload();
-            }
+            move || reloader.reload()
         },
         move || {
             retired.sweep();
@@ -263,8 +261,8 @@ pub struct Reloader {
 
 impl Reloader {
     /// One reload attempt of the config and the TLS files: on any error the previous snapshot
-    /// (or certificate) keeps serving.
-    pub fn reload(&self) -> bool {
+    /// (or certificate) keeps serving; the outcome is logged and counted in the metrics.
+    pub fn reload(&self) {
         if let Some(tls) = &self.tls {
             reload_tls(tls);
         }
@@ -281,7 +279,6 @@ impl Reloader {
                 self.snapshots.store(snapshot);
                 state.generation = next;
                 tracing::info!(generation = next, "config reloaded");
-                true
             }
             Err(problems) => {
                 for problem in &problems {
@@ -292,7 +289,6 @@ impl Reloader {
                     problems = problems.len(),
                     "config reload failed: keeping the previous config"
                 );
-                false
             }
         }
     }
