@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::mtls::{
-    certs, h2_client, h2_connect, key, provider, tcp_entry, tls_connect, world, write, APP1_ID,
-    APP2_ID,
+    certs, h2_client, h2_connect, key, provider, tcp_entry, tls_connect, world, write, World,
+    APP1_ID, APP2_ID,
 };
 use common::pki::{Ca, Issued};
 use common::{Gateway, WAIT};
@@ -37,18 +37,33 @@ async fn h1_connect<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     String::from_utf8(head).expect("utf8")
 }
 
+/// An mTLS HTTP/1.1 connection presenting `spiffe_id` that has asked for `CONNECT authority`;
+/// returns it with the answer head.
+async fn h1_tunnel_as(
+    gateway: &Gateway,
+    world: &World,
+    spiffe_id: &str,
+    authority: &str,
+) -> (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    String,
+) {
+    let cert = world.ca.client(Some(spiffe_id), &[], false);
+    let mut tls = tls_connect(gateway, &world.ca.pem, Some(&cert), &[b"http/1.1"])
+        .await
+        .expect("handshake");
+    let head = h1_connect(&mut tls, authority).await;
+    (tls, head)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn spiffe_identity_decides_http1_connect_inside_tls() {
     let echo = common::echo_server().await;
     let world = world("");
     tcp_entry(&world, "echo", "echo.test", 7000, echo);
     let gateway = Gateway::start(&world.config);
-    let app1 = world.ca.client(Some(APP1_ID), &[], false);
 
-    let mut tls = tls_connect(&gateway, &world.ca.pem, Some(&app1), &[b"http/1.1"])
-        .await
-        .expect("handshake");
-    let head = h1_connect(&mut tls, "echo.test:7000").await;
+    let (mut tls, head) = h1_tunnel_as(&gateway, &world, APP1_ID, "echo.test:7000").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     tls.write_all(b"ping over mtls").await.expect("write");
     let mut back = [0u8; 14];
@@ -57,11 +72,7 @@ async fn spiffe_identity_decides_http1_connect_inside_tls() {
     drop(tls);
 
     // The same destination from another tenant's certificate: its own allowlist decides.
-    let app2 = world.ca.client(Some(APP2_ID), &[], false);
-    let mut tls = tls_connect(&gateway, &world.ca.pem, Some(&app2), &[b"http/1.1"])
-        .await
-        .expect("handshake");
-    let head = h1_connect(&mut tls, "echo.test:7000").await;
+    let (_tls, head) = h1_tunnel_as(&gateway, &world, APP2_ID, "echo.test:7000").await;
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     assert!(
         head.contains("X-Egress-Deny-Reason: not_allowlisted"),
@@ -82,11 +93,7 @@ async fn an_mtls_tunnel_carries_4_mib_each_way_intact_with_half_close() {
     let world = world("");
     tcp_entry(&world, "echo", "echo.test", 7000, echo);
     let gateway = Gateway::start(&world.config);
-    let app1 = world.ca.client(Some(APP1_ID), &[], false);
-    let mut tls = tls_connect(&gateway, &world.ca.pem, Some(&app1), &[b"http/1.1"])
-        .await
-        .expect("handshake");
-    let head = h1_connect(&mut tls, "echo.test:7000").await;
+    let (tls, head) = h1_tunnel_as(&gateway, &world, APP1_ID, "echo.test:7000").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 
     let sent = common::pattern(4 * 1024 * 1024);
