@@ -1,5 +1,6 @@
 //! The plaintext CONNECT listener end to end, against the real binary on loopback: allowed
-//! tunnels carry data intact both ways (4 MiB each way, half-close) and curl works through it.
+//! tunnels carry data intact both ways (4 MiB each way, half-close), a reset on either side reaches
+//! the other as a reset, and curl works through it.
 //! Every deny reason is in `connect_denies.rs`; the ClientHello SNI check inside tunnels to TLS
 //! ports is in `connect_sni.rs`.
 //!
@@ -111,6 +112,62 @@ async fn half_close_reaches_upstream_and_the_answer_still_comes_back() {
     let line = gw.wait_access_log(|v| v["host"] == "half.test");
     assert_eq!(line["bytes_egress"], 11, "{line}");
     assert_eq!(line["bytes_ingress"], 22, "{line}");
+}
+
+/// The next thing the watching origin saw, within [`WAIT`].
+async fn next_seen(seen: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>) -> Seen {
+    timeout(WAIT, seen.recv())
+        .await
+        .expect("the origin reports in time")
+        .expect("the origin is running")
+}
+
+/// Starts a gateway that allows `reset.test:7000` → `origin` for app1, opens a tunnel there and
+/// sends `ping` through it. The config directory must outlive the gateway, which watches it.
+async fn ping_through_a_tunnel_to(
+    origin: SocketAddr,
+) -> (ConfigDir, Gateway, tokio::net::TcpStream) {
+    let config = ConfigDir::new(&gateway_yaml(""));
+    config.entry(
+        "app1/origin.yaml",
+        &static_entry("origin", "reset.test", 7000, "TCP", origin),
+    );
+    let gw = Gateway::start(&config);
+    let mut tunnel = open_tunnel(&gw, APP1, "reset.test:7000").await;
+    tunnel.write_all(b"ping").await.expect("write");
+    (config, gw, tunnel)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_reset_reaches_upstream_as_a_reset() {
+    let (origin, mut seen) = watching_server().await;
+    let (_config, gw, tunnel) = ping_through_a_tunnel_to(origin).await;
+    assert_eq!(next_seen(&mut seen).await, Seen::Data(b"ping".to_vec()));
+    tunnel.set_zero_linger().expect("SO_LINGER");
+    drop(tunnel);
+    assert_eq!(
+        next_seen(&mut seen).await,
+        Seen::End(Ending::Reset),
+        "a clean EOF would tell the origin the client finished normally"
+    );
+    let line = gw.wait_access_log(|v| v["host"] == "reset.test");
+    assert_eq!(line["bytes_egress"], 4, "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstream_reset_reaches_the_client_as_a_reset() {
+    let origin = resetting_server().await;
+    let (_config, gw, mut tunnel) = ping_through_a_tunnel_to(origin).await;
+    let mut buf = [0u8; 16];
+    let read = timeout(WAIT, tunnel.read(&mut buf))
+        .await
+        .expect("the tunnel ends in time");
+    assert_eq!(
+        read.map_err(|err| err.kind()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "a clean EOF would pass a cut-off response for a complete one"
+    );
+    gw.wait_access_log(|v| v["host"] == "reset.test");
 }
 
 /// Runs curl through the proxy from 127.0.0.2; returns (success, stdout, stderr).

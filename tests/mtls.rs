@@ -1,5 +1,6 @@
 //! The mTLS listener: SPIFFE tenant identity, handshake failures by reason, HTTP/1.1 CONNECT
-//! (curl with a workload certificate), and certificate rotation without restart. HTTP/2 CONNECT
+//! (curl with a workload certificate, a client reset passed upstream as a reset), and certificate
+//! rotation without restart. HTTP/2 CONNECT
 //! is in tests/mtls_h2.rs; the shared test world in tests/common/mtls.rs.
 
 mod common;
@@ -118,6 +119,29 @@ async fn an_mtls_tunnel_carries_4_mib_each_way_intact_with_half_close() {
     let line = gateway.wait_access_log(|l| l["host"] == "echo.test");
     assert_eq!(line["bytes_egress"], sent.len() as u64, "{line}");
     assert_eq!(line["bytes_ingress"], sent.len() as u64, "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_reset_under_tls_reaches_upstream_as_a_reset() {
+    let (origin, mut seen) = common::watching_server().await;
+    let world = world("");
+    tcp_entry(&world, "origin", "reset.test", 7000, origin);
+    let gateway = Gateway::start(&world.config);
+    let (mut tls, head) = h1_tunnel_as(&gateway, &world, APP1_ID, "reset.test:7000").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    tls.write_all(b"ping").await.expect("write");
+    tls.flush().await.expect("flush");
+    let first = tokio::time::timeout(WAIT, seen.recv())
+        .await
+        .expect("in time");
+    assert_eq!(first, Some(common::Seen::Data(b"ping".to_vec())));
+    tls.get_ref().0.set_zero_linger().expect("SO_LINGER");
+    drop(tls);
+    let end = tokio::time::timeout(WAIT, seen.recv())
+        .await
+        .expect("in time");
+    assert_eq!(end, Some(common::Seen::End(common::Ending::Reset)));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,7 +13,7 @@ mod userspace;
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -58,6 +58,7 @@ pub(crate) struct Meter {
     egress: AtomicU64,
     ingress: AtomicU64,
     last_activity_ms: AtomicU64,
+    directions_ended: AtomicU8,
 }
 
 impl Meter {
@@ -67,6 +68,7 @@ impl Meter {
             egress: AtomicU64::new(0),
             ingress: AtomicU64::new(0),
             last_activity_ms: AtomicU64::new(0),
+            directions_ended: AtomicU8::new(0),
         }
     }
 
@@ -75,6 +77,11 @@ impl Meter {
         direction.fetch_add(n as u64, Ordering::Relaxed);
         self.last_activity_ms
             .store(self.elapsed_ms(), Ordering::Relaxed);
+    }
+
+    /// Notes that one direction reached EOF; true when the other one already had.
+    pub(crate) fn other_direction_ended(&self) -> bool {
+        self.directions_ended.fetch_add(1, Ordering::AcqRel) == 1
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -97,6 +104,10 @@ impl Meter {
 }
 
 /// Splices two plain TCP sockets: zero-copy when `options.zero_copy`, else userspace.
+///
+/// A tunnel that ends in an error (a reset, a broken pipe) is closed with a reset on both
+/// sockets, as HAProxy does: the far side learns the tunnel was cut instead of seeing a clean
+/// end that could pass for a complete response, and no FIN exchange or `TIME_WAIT` follows.
 pub async fn splice_tcp(
     client: TcpStream,
     upstream: TcpStream,
@@ -104,32 +115,63 @@ pub async fn splice_tcp(
     options: SpliceOptions,
     on_progress: impl FnMut(Transferred),
 ) -> (Transferred, SpliceEnd) {
-    if !options.zero_copy {
-        return splice(client, upstream, early, options, on_progress).await;
-    }
-    let meter = Meter::new();
     let (mut client, mut upstream) = (client, upstream);
-    let (up, down) = tcp::directions(&mut client, &mut upstream, early, &meter);
-    let (up, down) = (pin!(up), pin!(down));
-    drive(up, down, &meter, options, on_progress).await
+    let outcome = if options.zero_copy {
+        let meter = Meter::new();
+        let (up, down) = tcp::directions(&mut client, &mut upstream, early, &meter);
+        let (up, down) = (pin!(up), pin!(down));
+        drive(up, down, &meter, options, on_progress).await
+    } else {
+        Box::pin(copy_both(
+            &mut client,
+            &mut upstream,
+            early,
+            options,
+            on_progress,
+        ))
+        .await
+    };
+    if outcome.1 == SpliceEnd::Error {
+        abort(&client);
+        abort(&upstream);
+    }
+    outcome
 }
 
 /// Copies `client` ⇄ `upstream` in userspace, first sending `early` (bytes the client sent
-/// before the tunnel was up) to upstream.
-pub async fn splice<C, U>(
+/// before the tunnel was up) to upstream. On an error the upstream is reset, as in
+/// [`splice_tcp`]; the client is closed as its stream type closes.
+pub async fn splice<C>(
     client: C,
-    upstream: U,
+    upstream: TcpStream,
     early: BytesMut,
     options: SpliceOptions,
     on_progress: impl FnMut(Transferred),
 ) -> (Transferred, SpliceEnd)
 where
     C: AsyncRead + AsyncWrite + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut client, mut upstream) = (client, upstream);
+    let outcome = copy_both(&mut client, &mut upstream, early, options, on_progress).await;
+    if outcome.1 == SpliceEnd::Error {
+        abort(&upstream);
+    }
+    outcome
+}
+
+async fn copy_both<C>(
+    client: &mut C,
+    upstream: &mut TcpStream,
+    early: BytesMut,
+    options: SpliceOptions,
+    on_progress: impl FnMut(Transferred),
+) -> (Transferred, SpliceEnd)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
 {
     let meter = Meter::new();
     let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut upstream_read, mut upstream_write) = tokio::io::split(upstream);
+    let (mut upstream_read, mut upstream_write) = upstream.split();
     let up = userspace::copy_with_early(
         &mut client_read,
         &mut upstream_write,
@@ -145,6 +187,12 @@ where
     );
     let (up, down) = (pin!(up), pin!(down));
     drive(up, down, &meter, options, on_progress).await
+}
+
+/// Makes the coming close send a reset instead of a FIN. Best effort: a socket that is already
+/// reset has nothing left to tell.
+fn abort(socket: &TcpStream) {
+    let _ = socket.set_zero_linger();
 }
 
 /// Runs both directions to completion, reporting progress and enforcing the idle timeout.

@@ -84,7 +84,7 @@ async fn pump(
             unwritten = Vec::new();
         }
         if n == 0 {
-            return half_close(to.as_ref());
+            return half_close(to.as_ref(), meter);
         }
         meter.moved(direction, n);
         if n == BUFFER_BYTES {
@@ -92,7 +92,7 @@ async fn pump(
             loop {
                 read_ready(from.as_ref()).await?;
                 match splice_through(from.as_ref(), to.as_ref(), &pipe).await? {
-                    0 => return half_close(to.as_ref()),
+                    0 => return half_close(to.as_ref(), meter),
                     n => meter.moved(direction, n),
                 }
             }
@@ -112,8 +112,12 @@ fn write_ready(socket: &TcpStream) -> impl Future<Output = io::Result<()>> + '_ 
     poll_fn(|cx| socket.poll_write_ready(cx))
 }
 
-fn half_close(to: &TcpStream) -> io::Result<()> {
-    let _ = shutdown(to.as_raw_fd(), Shutdown::Write);
+/// Passes EOF on. The direction that ends last skips it: the tunnel closes both sockets right
+/// after, and that close sends the same FIN without a `shutdown` call.
+fn half_close(to: &TcpStream, meter: &Meter) -> io::Result<()> {
+    if !meter.other_direction_ended() {
+        let _ = shutdown(to.as_raw_fd(), Shutdown::Write);
+    }
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! Local servers tests point the gateway at: a TCP echo, a recorder, a minimal HTTP origin, an
-//! NXDOMAIN DNS server, a closed port and a black hole that never answers SYNs.
+//! Local servers tests point the gateway at: a TCP echo, a recorder, a minimal HTTP origin, a
+//! watcher that reports how connections end, a resetter, an NXDOMAIN DNS server, a closed port and
+//! a black hole that never answers SYNs.
 
 use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::time::Duration;
@@ -66,6 +67,80 @@ pub async fn http_origin(body: &'static str) -> SocketAddr {
                 );
                 let _ = stream.write_all(response.as_bytes()).await;
                 let _ = stream.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// What a [`watching_server`] saw on a connection, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// The first bytes it read.
+    Data(Vec<u8>),
+    /// How the connection ended for its reader after that.
+    End(Ending),
+}
+
+/// How a reader saw a connection end.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// A clean EOF (the peer sent FIN).
+    Eof,
+    /// `ECONNRESET` (the peer sent RST).
+    Reset,
+    /// Any other read error.
+    Other(std::io::ErrorKind),
+}
+
+/// A TCP server on 127.0.0.1 that reports, per connection, its first bytes and then how the
+/// connection ended (reading and discarding anything in between).
+pub async fn watching_server() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind watcher");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut first = true;
+                let ending = loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) => break Ending::Eof,
+                        Ok(n) if first => {
+                            first = false;
+                            let _ = tx.send(Seen::Data(buf[..n].to_vec()));
+                        }
+                        Ok(_) => {}
+                        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {
+                            break Ending::Reset
+                        }
+                        Err(err) => break Ending::Other(err.kind()),
+                    }
+                };
+                let _ = tx.send(Seen::End(ending));
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A TCP server on 127.0.0.1 that aborts every connection (RST) as soon as it has read a byte.
+pub async fn resetting_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind resetter");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
+                    let _ = stream.set_zero_linger();
+                }
             });
         }
     });
