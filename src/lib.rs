@@ -8,6 +8,7 @@ pub mod accept;
 pub mod account;
 pub mod admin;
 pub mod app;
+pub mod busy_poll;
 pub mod cli;
 pub mod config;
 pub mod decide;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use egress_gateway::{app, cli, config};
+use egress_gateway::{app, busy_poll, cli, config};
 use tracing_subscriber::EnvFilter;
 
 /// The single way out of a multi-tenant cluster: per-namespace ServiceEntry allowlists for
@@ -78,11 +78,14 @@ fn main() -> ExitCode {
 }
 
 fn run(dir: PathBuf) -> i32 {
-    let worker_threads = config::load::read_worker_threads(&dir);
+    let settings = config::load::read_runtime(&dir);
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
-    if let Some(threads) = worker_threads {
+    if let Some(threads) = settings.worker_threads {
         builder.worker_threads(threads);
+    }
+    if !settings.busy_poll.is_zero() {
+        busy_poll::install_wake_hook(&mut builder);
     }
     let runtime = match builder.build() {
         Ok(runtime) => runtime,
@@ -91,6 +94,9 @@ fn run(dir: PathBuf) -> i32 {
             return 1;
         }
     };
+    if !settings.busy_poll.is_zero() {
+        runtime.block_on(async { busy_poll::start(settings.busy_poll) });
+    }
     match runtime.block_on(app::run(dir)) {
         Ok(()) => 0,
         Err(err) => {

@@ -328,6 +328,11 @@ pub struct Runtime {
     /// `false` selects the portable userspace copy, e.g. to compare the two.
     #[serde(default = "yes")]
     pub zero_copy: bool,
+    /// After each wake-up a worker keeps polling for events this long before it sleeps again:
+    /// lower latency on virtual machines for up to one core per worker (`0s`, the default, is
+    /// off). Read at start, like `worker_threads`.
+    #[serde(default, with = "humantime_serde")]
+    pub busy_poll: Duration,
 }
 
 impl Default for Runtime {
@@ -335,6 +340,7 @@ impl Default for Runtime {
         Self {
             worker_threads: None,
             zero_copy: true,
+            busy_poll: Duration::ZERO,
         }
     }
 }

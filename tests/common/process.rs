@@ -1,5 +1,5 @@
-//! `/proc` probes of a running [`Gateway`]: open descriptors, threads, and whether its config
-//! watcher (inotify) is up yet.
+//! `/proc` probes of a running [`Gateway`]: open descriptors, threads, CPU time, and whether its
+//! config watcher (inotify) is up yet.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,6 +22,22 @@ impl Gateway {
             .find_map(|l| l.strip_prefix("Threads:"))
             .and_then(|v| v.trim().parse().ok())
             .expect("Threads")
+    }
+
+    /// CPU time the gateway process has used so far, user plus system (`/proc/<pid>/stat`
+    /// fields 14 and 15, in clock ticks of 10 ms).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .expect("/proc/<pid>/stat");
+        // Fields after "(comm) " start with field 3 (state): utime is index 11, stime index 12.
+        let (_, rest) = stat.rsplit_once(") ").expect("stat format");
+        let fields: Vec<u64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().expect("a tick count"))
+            .collect();
+        Duration::from_millis(10 * fields.iter().sum::<u64>())
     }
 
     /// Waits (bounded by [`WAIT`]) until the gateway's config watcher is up: its inotify

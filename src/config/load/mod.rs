@@ -23,7 +23,7 @@ use serde_yaml::Value;
 use sha2::{Digest, Sha256};
 
 use super::diagnostic::Diagnostic;
-use super::gateway::GatewayFile;
+use super::gateway::{GatewayFile, Runtime};
 use super::locate::{Locator, Position};
 use super::serviceentry::ServiceEntry;
 use crate::names::Namespace;
@@ -341,10 +341,12 @@ fn join_path(prefix: &str, field: &str) -> String {
     }
 }
 
-/// `runtime.worker_threads` from `dir`'s gateway.yaml, read before the runtime exists; any
-/// problem is left for the full load to report.
-pub fn read_worker_threads(dir: &Path) -> Option<usize> {
-    let text = fs::read_to_string(dir.join(GATEWAY_FILE)).ok()?;
-    let gateway: GatewayFile = serde_yaml::from_str(&text).ok()?;
-    gateway.runtime.worker_threads
+/// The `runtime` section of `dir`'s gateway.yaml, read before the runtime exists; any problem
+/// (the defaults are returned then) is left for the full load to report.
+pub fn read_runtime(dir: &Path) -> Runtime {
+    fs::read_to_string(dir.join(GATEWAY_FILE))
+        .ok()
+        .and_then(|text| serde_yaml::from_str::<GatewayFile>(&text).ok())
+        .map(|gateway| gateway.runtime)
+        .unwrap_or_default()
 }
