@@ -146,6 +146,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         tls,
     });
     let retired = snapshots.clone();
+    let histograms = admin_state.prometheus.clone();
     let reloads = reload::ReloadThread::spawn(
         {
             let reloader = reloader.clone();
@@ -153,6 +154,9 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         },
         move || {
             retired.sweep();
+            // Histogram samples queue up until drained; without this, a gateway nobody scrapes
+            // would grow by every connection's samples.
+            histograms.run_upkeep();
         },
     )
     .context("starting the reload thread")?;

@@ -4,7 +4,8 @@
 //! runtime's workers (or an ordinary blocking thread beside them) that time is taken from
 //! connections; under `SCHED_IDLE` the scheduler runs the reload only when no worker wants the
 //! core, so a reload under load finishes later instead of making connections wait. The same thread frees
-//! snapshots a reload replaced, once their last tunnel has closed.
+//! snapshots a reload replaced, once their last tunnel has closed, and other housekeeping the
+//! app hands it.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
