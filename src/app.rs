@@ -37,6 +37,7 @@ pub fn load(dir: &Path, generation: u64) -> Result<(LoadedConfig, Snapshot), Vec
 pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     let signals = Signals::install()?;
     let prometheus = metrics::install().map_err(anyhow::Error::msg)?;
+    metrics::spawn_upkeep(prometheus.clone()).context("starting the metrics upkeep thread")?;
     let (loaded, snapshot) = match load(&dir, 1) {
         Ok(ok) => ok,
         Err(problems) => {
@@ -146,7 +147,6 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         tls,
     });
     let retired = snapshots.clone();
-    let histograms = admin_state.prometheus.clone();
     let reloads = reload::ReloadThread::spawn(
         {
             let reloader = reloader.clone();
@@ -154,9 +154,6 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         },
         move || {
             retired.sweep();
-            // Histogram samples queue up until drained; without this, a gateway nobody scrapes
-            // would grow by every connection's samples.
-            histograms.run_upkeep();
         },
     )
     .context("starting the reload thread")?;

@@ -3,9 +3,12 @@
 //!
 //! On a virtual machine most of a short tunnel's latency is wake-ups: each event finds the worker
 //! asleep in `epoll_wait`, and the hypervisor has to wake the core first. A worker still polling
-//! when the next event comes picks it up at once. The price is CPU: up to one window of spinning
-//! per wake-up, so at most one core per worker under a steady trickle, and nothing once traffic
-//! stops. HAProxy's `busy-polling` makes the same trade without a window.
+//! when the next event comes picks it up at once. The price is CPU, and it is paid per wake-up,
+//! not per byte: any event restarts the window, including the 5-second progress timer of every
+//! open tunnel, so a gateway holding many quiet tunnels rarely sleeps; and a spinner resumed by
+//! one worker's wake-up is scheduled through the shared queue, which wakes the other workers too,
+//! so with several workers one event spins them all. Only a gateway with no traffic and no open
+//! tunnels sleeps. HAProxy's `busy-polling` makes the same trade without a window.
 //!
 //! The spinning is done by one task per worker that yields in a loop: a worker with a yielded task
 //! polls its event driver with a zero timeout instead of sleeping. When the window ends, the task

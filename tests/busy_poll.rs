@@ -32,7 +32,7 @@ async fn a_busy_polling_worker_spins_after_traffic_and_sleeps_once_it_stops() {
     tokio::time::sleep(WINDOW * 3).await;
     let spun = gw.cpu_time() - before;
     assert!(
-        spun >= WINDOW / 6,
+        spun >= WINDOW / 10,
         "the worker should spin for the {WINDOW:?} window after traffic; it used {spun:?} of CPU"
     );
 

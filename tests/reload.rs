@@ -345,10 +345,10 @@ async fn reloads_run_on_an_idle_priority_thread_so_tunnels_come_first() {
     let config = ConfigDir::new(&gateway_yaml(""));
     let gateway = Arc::new(Gateway::start(&config));
     gateway.wait_watching();
-    let (policy, _) = thread_scheduling(gateway.pid(), "reload").expect("a reload thread");
-    assert_eq!(
-        policy, SCHED_IDLE,
-        "the reload thread runs under SCHED_IDLE"
+    let lowest = thread_scheduling(gateway.pid(), "reload").expect("a reload thread");
+    assert!(
+        lowest.0 == SCHED_IDLE || lowest == (SCHED_OTHER, 19),
+        "the reload thread runs under SCHED_IDLE, or at nice 19 where that is refused: {lowest:?}"
     );
     assert_eq!(
         thread_scheduling(gateway.pid(), "egress-gateway"),

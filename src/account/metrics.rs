@@ -68,6 +68,23 @@ pub fn install() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Starts the thread that folds histogram samples into their buckets every second. The recorder
+/// queues each sample until then (or until a scrape), so without it a gateway nobody scrapes
+/// grows by every connection's samples. The thread runs at normal priority: upkeep holds the
+/// recorder's locks, and a preempted holder would stall a worker rendering `/metrics`.
+pub fn spawn_upkeep(handle: PrometheusHandle) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        })
+        .map(drop)
+}
+
 fn describe() {
     describe_counter!(
         CONNECTIONS_TOTAL,

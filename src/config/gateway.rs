@@ -329,8 +329,8 @@ pub struct Runtime {
     #[serde(default = "yes")]
     pub zero_copy: bool,
     /// After each wake-up a worker keeps polling for events this long before it sleeps again:
-    /// lower latency on virtual machines for up to one core per worker (`0s`, the default, is
-    /// off). Read at start, like `worker_threads`.
+    /// lower latency on virtual machines for up to one core per worker while traffic flows or
+    /// tunnels are open (`0s`, the default, is off). Read at start, like `worker_threads`.
     #[serde(default, with = "humantime_serde")]
     pub busy_poll: Duration,
 }

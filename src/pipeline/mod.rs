@@ -180,7 +180,8 @@ impl Context {
         }
     }
 
-    /// Splices until both sides finish, the tunnel idles out, or the drain deadline passes.
+    /// Splices until both sides finish, the tunnel idles out, or the drain deadline passes (the
+    /// tunnel is then reset).
     pub async fn splice<C: ClientIo>(
         &self,
         snapshot: &Snapshot,
@@ -195,20 +196,19 @@ impl Context {
             zero_copy: snapshot.zero_copy,
         };
         let progress = |delta| record.progress(delta);
+        let cut = self.hard_stop.cancelled();
         // The userspace splice's state is twice the zero-copy one's; boxing it keeps it out of
         // every plain TCP tunnel's task, which is most of what an idle tunnel costs.
-        let tunnel = async move {
-            match client.into_tcp() {
-                Ok(tcp) => splice::splice_tcp(tcp, upstream, early, options, progress).await,
-                Err(other) => {
-                    Box::pin(splice::splice(other, upstream, early, options, progress)).await
-                }
+        let (_, end) = match client.into_tcp() {
+            Ok(tcp) => splice::splice_tcp(tcp, upstream, early, options, cut, progress).await,
+            Err(other) => {
+                Box::pin(splice::splice(
+                    other, upstream, early, options, cut, progress,
+                ))
+                .await
             }
         };
-        tokio::select! {
-            (_, end) = tunnel => end,
-            _ = self.hard_stop.cancelled() => SpliceEnd::Error,
-        }
+        end
     }
 }
 

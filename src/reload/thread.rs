@@ -4,8 +4,7 @@
 //! runtime's workers (or an ordinary blocking thread beside them) that time is taken from
 //! connections; under `SCHED_IDLE` the scheduler runs the reload only when no worker wants the
 //! core, so a reload under load finishes later instead of making connections wait. The same thread frees
-//! snapshots a reload replaced, once their last tunnel has closed, and other housekeeping the
-//! app hands it.
+//! snapshots a reload replaced, once their last tunnel has closed.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;

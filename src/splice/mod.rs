@@ -105,14 +105,16 @@ impl Meter {
 
 /// Splices two plain TCP sockets: zero-copy when `options.zero_copy`, else userspace.
 ///
-/// A tunnel that ends in an error (a reset, a broken pipe) is closed with a reset on both
-/// sockets, as HAProxy does: the far side learns the tunnel was cut instead of seeing a clean
-/// end that could pass for a complete response, and no FIN exchange or `TIME_WAIT` follows.
+/// A tunnel that ends in an error (a reset, a broken pipe) or is cut by `cut` completing (the
+/// drain deadline) is closed with a reset on both sockets, as HAProxy does: the far side learns
+/// the tunnel was cut instead of seeing a clean end that could pass for a complete response, and
+/// no FIN exchange or `TIME_WAIT` follows. An idle timeout closes with FIN: nothing was cut.
 pub async fn splice_tcp(
     client: TcpStream,
     upstream: TcpStream,
     early: BytesMut,
     options: SpliceOptions,
+    cut: impl Future<Output = ()>,
     on_progress: impl FnMut(Transferred),
 ) -> (Transferred, SpliceEnd) {
     let (mut client, mut upstream) = (client, upstream);
@@ -120,13 +122,14 @@ pub async fn splice_tcp(
         let meter = Meter::new();
         let (up, down) = tcp::directions(&mut client, &mut upstream, early, &meter);
         let (up, down) = (pin!(up), pin!(down));
-        drive(up, down, &meter, options, on_progress).await
+        drive(up, down, &meter, options, cut, on_progress).await
     } else {
         Box::pin(copy_both(
             &mut client,
             &mut upstream,
             early,
             options,
+            cut,
             on_progress,
         ))
         .await
@@ -146,13 +149,14 @@ pub async fn splice<C>(
     upstream: TcpStream,
     early: BytesMut,
     options: SpliceOptions,
+    cut: impl Future<Output = ()>,
     on_progress: impl FnMut(Transferred),
 ) -> (Transferred, SpliceEnd)
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut client, mut upstream) = (client, upstream);
-    let outcome = copy_both(&mut client, &mut upstream, early, options, on_progress).await;
+    let outcome = copy_both(&mut client, &mut upstream, early, options, cut, on_progress).await;
     if outcome.1 == SpliceEnd::Error {
         abort(&upstream);
     }
@@ -164,6 +168,7 @@ async fn copy_both<C>(
     upstream: &mut TcpStream,
     early: BytesMut,
     options: SpliceOptions,
+    cut: impl Future<Output = ()>,
     on_progress: impl FnMut(Transferred),
 ) -> (Transferred, SpliceEnd)
 where
@@ -186,7 +191,7 @@ where
         &meter.ingress,
     );
     let (up, down) = (pin!(up), pin!(down));
-    drive(up, down, &meter, options, on_progress).await
+    drive(up, down, &meter, options, cut, on_progress).await
 }
 
 /// Makes the coming close send a reset instead of a FIN. Best effort: a socket that is already
@@ -204,8 +209,10 @@ async fn drive(
     mut down: Pin<&mut impl Future<Output = io::Result<()>>>,
     meter: &Meter,
     options: SpliceOptions,
+    cut: impl Future<Output = ()>,
     mut on_progress: impl FnMut(Transferred),
 ) -> (Transferred, SpliceEnd) {
+    let mut cut = pin!(cut);
     let tick = options
         .progress_every
         .min(options.idle / 4)
@@ -223,6 +230,10 @@ async fn drive(
             result = down.as_mut(), if !down_done => {
                 down_done = true;
                 if result.is_err() { end = SpliceEnd::Error; break; }
+            }
+            () = cut.as_mut() => {
+                end = SpliceEnd::Error;
+                break;
             }
             _ = ticker.tick() => {
                 let now = meter.totals();
