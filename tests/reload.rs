@@ -319,39 +319,20 @@ async fn sighup_reloads_and_a_broken_file_keeps_the_previous_config() {
     wait_connect_status(proxy, "fixed.test:8000", 200).await;
 }
 
-/// `SCHED_OTHER` and `SCHED_IDLE` from `<sched.h>`, as `/proc/PID/task/*/stat` reports them.
-const SCHED_OTHER: i64 = 0;
-const SCHED_IDLE: i64 = 5;
-
-/// The scheduling policy and nice value of the gateway's thread named `name`, from
-/// `/proc/PID/task/*/stat`.
-fn thread_scheduling(pid: u32, name: &str) -> Option<(i64, i64)> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .expect("the gateway's threads")
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok())
-        .find_map(|stat| {
-            // "tid (comm) state ..."; fields after the comm start with field 3 (state), so
-            // nice (field 19) is index 16 and policy (field 41) is index 38.
-            let (head, rest) = stat.rsplit_once(") ")?;
-            let comm = head.split_once(" (")?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let field = |index: usize| fields.get(index)?.parse().ok();
-            (comm == name).then(|| Some((field(38)?, field(16)?)))?
-        })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reloads_run_on_an_idle_priority_thread_so_tunnels_come_first() {
     let config = ConfigDir::new(&gateway_yaml(""));
     let gateway = Arc::new(Gateway::start(&config));
     gateway.wait_watching();
-    let lowest = thread_scheduling(gateway.pid(), "reload").expect("a reload thread");
+    let lowest = gateway
+        .thread_scheduling("reload")
+        .expect("a reload thread");
     assert!(
         lowest.0 == SCHED_IDLE || lowest == (SCHED_OTHER, 19),
         "the reload thread runs under SCHED_IDLE, or at nice 19 where that is refused: {lowest:?}"
     );
     assert_eq!(
-        thread_scheduling(gateway.pid(), "egress-gateway"),
+        gateway.thread_scheduling("egress-gateway"),
         Some((SCHED_OTHER, 0)),
         "the main thread keeps the default policy and priority"
     );

@@ -23,6 +23,8 @@ pub use clients::*;
 #[allow(unused_imports)]
 pub use metrics::*;
 #[allow(unused_imports)]
+pub use process::{SCHED_IDLE, SCHED_OTHER};
+#[allow(unused_imports)]
 pub use servers::*;
 
 use std::io::{BufRead, BufReader, Read, Write};

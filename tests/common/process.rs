@@ -1,12 +1,34 @@
-//! `/proc` probes of a running [`Gateway`]: open descriptors, threads, CPU time, and whether its
-//! config watcher (inotify) is up yet.
+//! `/proc` probes of a running [`Gateway`]: open descriptors, threads and their scheduling, CPU
+//! time, and whether its config watcher (inotify) is up yet.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{Gateway, WAIT};
 
+/// `SCHED_OTHER` from `<sched.h>`, as `/proc/PID/task/*/stat` reports it.
+pub const SCHED_OTHER: i64 = 0;
+/// `SCHED_IDLE` from `<sched.h>`.
+pub const SCHED_IDLE: i64 = 5;
+
 impl Gateway {
+    /// The scheduling policy and nice value of the gateway's thread named `name`, from
+    /// `/proc/PID/task/*/stat`.
+    pub fn thread_scheduling(&self, name: &str) -> Option<(i64, i64)> {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .expect("the gateway's threads")
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok())
+            .find_map(|stat| {
+                // "tid (comm) state ..."; fields after the comm start with field 3 (state), so
+                // nice (field 19) is index 16 and policy (field 41) is index 38.
+                let (head, rest) = stat.rsplit_once(") ")?;
+                let comm = head.split_once(" (")?.1;
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let field = |index: usize| fields.get(index)?.parse().ok();
+                (comm == name).then(|| Some((field(38)?, field(16)?)))?
+            })
+    }
+
     /// Open file descriptors of the gateway process.
     pub fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
