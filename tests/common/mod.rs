@@ -23,7 +23,7 @@ pub use clients::*;
 #[allow(unused_imports)]
 pub use metrics::*;
 #[allow(unused_imports)]
-pub use process::{SCHED_IDLE, SCHED_OTHER};
+pub use process::SCHED_OTHER;
 #[allow(unused_imports)]
 pub use servers::*;
 

@@ -8,8 +8,6 @@ use super::{Gateway, WAIT};
 
 /// `SCHED_OTHER` from `<sched.h>`, as `/proc/PID/task/*/stat` reports it.
 pub const SCHED_OTHER: i64 = 0;
-/// `SCHED_IDLE` from `<sched.h>`.
-pub const SCHED_IDLE: i64 = 5;
 
 impl Gateway {
     /// The scheduling policy and nice value of the gateway's thread named `name`, from
