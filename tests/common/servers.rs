@@ -2,75 +2,76 @@
 //! watcher that reports how connections end, a resetter, an NXDOMAIN DNS server, a closed port and
 //! a black hole that never answers SYNs.
 
+use std::future::Future;
 use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
-/// A TCP echo server on 127.0.0.1; runs until the test's runtime ends.
-pub async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+/// Binds 127.0.0.1:0 and serves every accepted connection with `handle` on its own task, until
+/// the test's runtime ends; returns the bound address.
+async fn serve_each<F, Fut>(handle: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = stream.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(handle(stream));
         }
     });
     addr
 }
 
+/// A TCP echo server on 127.0.0.1; runs until the test's runtime ends.
+pub async fn echo_server() -> SocketAddr {
+    serve_each(|mut stream| async move {
+        let (mut r, mut w) = stream.split();
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+        let _ = w.shutdown().await;
+    })
+    .await
+}
+
 /// A TCP server on 127.0.0.1 that reads each connection to EOF and reports what it received
 /// (one message per connection, in accept order).
 pub async fn recording_server() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind recorder");
-    let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut received = Vec::new();
-                let _ = stream.read_to_end(&mut received).await;
-                let _ = tx.send(received);
-            });
+    let addr = serve_each(move |mut stream| {
+        let tx = tx.clone();
+        async move {
+            let mut received = Vec::new();
+            let _ = stream.read_to_end(&mut received).await;
+            let _ = tx.send(received);
         }
-    });
+    })
+    .await;
     (addr, rx)
 }
 
 /// A minimal HTTP/1.1 origin on 127.0.0.1: answers every request with `200` and `body`, then
 /// closes.
 pub async fn http_origin(body: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
+    serve_each(move |mut stream| async move {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
         }
-    });
-    addr
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await
 }
 
 /// What a [`watching_server`] saw on a connection, in order.
@@ -96,55 +97,42 @@ pub enum Ending {
 /// A TCP server on 127.0.0.1 that reports, per connection, its first bytes and then how the
 /// connection ended (reading and discarding anything in between).
 pub async fn watching_server() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind watcher");
-    let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let mut first = true;
-                let ending = loop {
-                    match stream.read(&mut buf).await {
-                        Ok(0) => break Ending::Eof,
-                        Ok(n) if first => {
-                            first = false;
-                            let _ = tx.send(Seen::Data(buf[..n].to_vec()));
-                        }
-                        Ok(_) => {}
-                        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {
-                            break Ending::Reset
-                        }
-                        Err(err) => break Ending::Other(err.kind()),
+    let addr = serve_each(move |mut stream| {
+        let tx = tx.clone();
+        async move {
+            let mut buf = [0u8; 4096];
+            let mut first = true;
+            let ending = loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) => break Ending::Eof,
+                    Ok(n) if first => {
+                        first = false;
+                        let _ = tx.send(Seen::Data(buf[..n].to_vec()));
                     }
-                };
-                let _ = tx.send(Seen::End(ending));
-            });
+                    Ok(_) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {
+                        break Ending::Reset
+                    }
+                    Err(err) => break Ending::Other(err.kind()),
+                }
+            };
+            let _ = tx.send(Seen::End(ending));
         }
-    });
+    })
+    .await;
     (addr, rx)
 }
 
 /// A TCP server on 127.0.0.1 that aborts every connection (RST) as soon as it has read a byte.
 pub async fn resetting_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind resetter");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
-                    let _ = stream.set_zero_linger();
-                }
-            });
+    serve_each(|mut stream| async move {
+        let mut buf = [0u8; 4096];
+        if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
+            let _ = stream.set_zero_linger();
         }
-    });
-    addr
+    })
+    .await
 }
 
 /// A 127.0.0.1 address nothing listens on (bound, then released).
