@@ -239,7 +239,8 @@ fn tokenizer_reads_rules_and_dashboard_syntax() {
 struct Gateway {
     child: Child,
     log: PathBuf,
-    admin: SocketAddr,
+    /// Listener name → the address it bound (every listener is configured on port 0).
+    listeners: BTreeMap<String, SocketAddr>,
 }
 
 impl Drop for Gateway {
@@ -322,12 +323,11 @@ fn write_certs(dir: &Path) {
     fs::copy(dir.join("gateway.pem"), dir.join("tenant-ca.pem")).expect("write the client CA");
 }
 
-fn start_gateway(config: &Path, admin: SocketAddr) -> Gateway {
+fn start_gateway(config: &Path) -> Gateway {
     let log = config.join("gateway.stderr.log");
     let stderr = fs::File::create(&log).expect("create the log file");
     let child = Command::new(env!("CARGO_BIN_EXE_egress-gateway"))
-        .arg("run")
-        .arg("--config")
+        .args(["--log-format", "json", "run", "--config"])
         .arg(config)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -335,7 +335,11 @@ fn start_gateway(config: &Path, admin: SocketAddr) -> Gateway {
         .stderr(stderr)
         .spawn()
         .expect("start the egress-gateway binary");
-    Gateway { child, log, admin }
+    Gateway {
+        child,
+        log,
+        listeners: BTreeMap::new(),
+    }
 }
 
 /// Reads an HTTP/1.1 response head (through the blank line), byte by byte so that nothing
@@ -400,19 +404,42 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// Waits for "gateway ready" in the log and records the addresses the listeners bound.
 fn wait_ready(gateway: &mut Gateway) {
     // At most 200 x 50 ms = 10 s.
     for _ in 0..200 {
-        gateway.assert_running("before /readyz answered 200");
-        if let Ok((200, _)) = http_get(gateway.admin, "/readyz") {
+        gateway.assert_running("before it was ready");
+        let log = fs::read_to_string(&gateway.log).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        if lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "gateway ready")
+        {
+            for fields in lines.iter().map(|l| &l["fields"]) {
+                if fields["message"] == "listening" {
+                    let name = fields["listener"].as_str().expect("listener name");
+                    let address = fields["address"].as_str().expect("listener address");
+                    let address = address.parse().expect("a socket address");
+                    gateway.listeners.insert(name.to_owned(), address);
+                }
+            }
             return;
         }
         thread::sleep(Duration::from_millis(50));
     }
-    panic!(
-        "/readyz on {} did not return 200 within 10 s",
-        gateway.admin
-    );
+    panic!("the gateway did not log \"gateway ready\" within 10 s");
+}
+
+impl Gateway {
+    fn addr(&self, listener: &str) -> SocketAddr {
+        *self
+            .listeners
+            .get(listener)
+            .unwrap_or_else(|| panic!("the gateway logged no {listener} listener"))
+    }
 }
 
 /// Sends a CONNECT and returns the stream and the response head.
@@ -470,9 +497,6 @@ fn monitoring_queries_only_exported_metrics() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path();
     let echo_port = echo_server();
-    let connect: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let connect_tls: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     // Nothing listens here: should the gateway ever resolve a name, the query stays on
     // loopback and fails fast.
     let dns: SocketAddr = ([127, 0, 0, 1], free_port()).into();
@@ -483,9 +507,9 @@ fn monitoring_queries_only_exported_metrics() {
         config.join("gateway.yaml"),
         format!(
             r#"listeners:
-  connect: {{address: "{connect}"}}
-  connect_tls: {{address: "{connect_tls}"}}
-admin: {{address: "{admin}"}}
+  connect: {{address: "127.0.0.1:0"}}
+  connect_tls: {{address: "127.0.0.1:0"}}
+admin: {{address: "127.0.0.1:0"}}
 tls:
   cert: certs/gateway.pem
   key: certs/gateway-key.pem
@@ -528,8 +552,10 @@ spec:
     )
     .unwrap();
 
-    let mut gateway = start_gateway(config, admin);
+    let mut gateway = start_gateway(config);
     wait_ready(&mut gateway);
+    let (connect, connect_tls) = (gateway.addr("connect"), gateway.addr("connect_tls"));
+    let admin = gateway.addr("admin");
 
     // Allowed: a tunnel to the echo server, with bytes both ways, then closed.
     let (mut tunnel, head) = connect_request(connect, &format!("echo.test:{echo_port}"));
