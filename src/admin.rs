@@ -107,7 +107,8 @@ fn config_json(state: &AdminState) -> String {
                 crate::config::gateway::Mode::Enforce => "enforce",
                 crate::config::gateway::Mode::Audit => "audit",
             };
-            (ns.to_string(), json!({"mode": mode, "entries": entries}))
+            let names: Vec<&str> = entries.iter().map(|entry| entry.name.as_str()).collect();
+            (ns.to_string(), json!({"mode": mode, "entries": names}))
         })
         .collect();
     let body = json!({

@@ -23,13 +23,30 @@ use crate::dial::{Dialer, DnsResolver};
 use crate::limit::TenantLimiter;
 use crate::pipeline::Context;
 use crate::reload;
-use crate::snapshot::{self, Snapshot, SnapshotCell};
+use crate::snapshot::{self, CompileCache, Snapshot, SnapshotCell};
 use crate::tls::TlsReloader;
 
-/// Loads and compiles `dir`: the one path `run`, `check`, `explain` and reloads share.
+/// Loads and compiles `dir` from scratch (`check`, `explain`).
 pub fn load(dir: &Path, generation: u64) -> Result<(LoadedConfig, Snapshot), Vec<Diagnostic>> {
-    let loaded = config::load(dir)?;
-    let snapshot = snapshot::compile(&loaded, generation)?;
+    load_reusing(dir, generation, &mut LoadCaches::default())
+}
+
+/// What one load hands the next: parsed files and compiled allowlists, reused while unchanged.
+#[derive(Default)]
+struct LoadCaches {
+    parsed: ParseCache,
+    compiled: CompileCache,
+}
+
+/// Loads and compiles `dir`, reusing `caches`: the one path `run`, `check`, `explain` and
+/// reloads share, so a reload accepts exactly what `check` accepts.
+fn load_reusing(
+    dir: &Path,
+    generation: u64,
+    caches: &mut LoadCaches,
+) -> Result<(LoadedConfig, Snapshot), Vec<Diagnostic>> {
+    let loaded = config::load::load_cached(dir, &mut caches.parsed)?;
+    let snapshot = snapshot::compile_reusing(&loaded, generation, &mut caches.compiled)?;
     Ok((loaded, snapshot))
 }
 
@@ -38,7 +55,8 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     let signals = Signals::install()?;
     let prometheus = metrics::install().map_err(anyhow::Error::msg)?;
     metrics::spawn_upkeep(prometheus.clone()).context("starting the metrics upkeep thread")?;
-    let (loaded, snapshot) = match load(&dir, 1) {
+    let mut caches = LoadCaches::default();
+    let (loaded, snapshot) = match load_reusing(&dir, 1, &mut caches) {
         Ok(ok) => ok,
         Err(problems) => {
             for problem in &problems {
@@ -142,7 +160,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         listeners: listener_names,
         state: Mutex::new(ReloadState {
             generation: 1,
-            cache: ParseCache::default(),
+            caches,
         }),
         tls,
     });
@@ -245,8 +263,8 @@ async fn wait_for_shutdown(reloads: &reload::ReloadThread, signals: Signals) -> 
 struct ReloadState {
     /// The serving generation.
     generation: u64,
-    /// Files parsed last time, reused while unchanged.
-    cache: ParseCache,
+    /// What the last load parsed and compiled, reused while unchanged.
+    caches: LoadCaches,
 }
 
 /// Re-reads the config directory and swaps the snapshot when it is valid.
@@ -269,9 +287,7 @@ impl Reloader {
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let next = state.generation + 1;
-        let compiled = config::load::load_cached(&self.dir, &mut state.cache)
-            .and_then(|loaded| snapshot::compile(&loaded, next).map(|s| (loaded, s)));
-        match compiled {
+        match load_reusing(&self.dir, next, &mut state.caches) {
             Ok((loaded, snapshot)) => {
                 for warning in &loaded.warnings {
                     tracing::warn!("{warning}");

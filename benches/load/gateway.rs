@@ -111,6 +111,27 @@ impl Drop for Gateway {
 
 /// User and system CPU seconds of process `pid` (all threads) from `/proc/PID/stat`.
 pub(crate) fn cpu_secs(pid: u32) -> (f64, f64) {
+    stat_cpu_secs(&format!("/proc/{pid}/stat"))
+}
+
+/// User and system CPU seconds of the thread of `pid` named `name`, or zero when there is none.
+pub(crate) fn thread_cpu_secs(pid: u32, name: &str) -> (f64, f64) {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    tasks
+        .flatten()
+        .map(|task| task.path())
+        .find(|task| {
+            std::fs::read_to_string(task.join("comm")).is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .map_or((0.0, 0.0), |task| {
+            stat_cpu_secs(&task.join("stat").to_string_lossy())
+        })
+}
+
+/// User and system CPU seconds from a `/proc` `stat` file.
+fn stat_cpu_secs(path: &str) -> (f64, f64) {
     static TICK: OnceLock<f64> = OnceLock::new();
     let tick = *TICK.get_or_init(|| {
         Command::new("getconf")
@@ -121,7 +142,7 @@ pub(crate) fn cpu_secs(pid: u32) -> (f64, f64) {
             .and_then(|s| s.trim().parse::<f64>().ok())
             .unwrap_or(100.0)
     });
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
     let field = |i: usize| {

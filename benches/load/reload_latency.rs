@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::task::spawn_local;
 
-use crate::gateway::Gateway;
+use crate::gateway::{thread_cpu_secs, Gateway};
 use crate::ops::{connect_request, op_connect};
 use crate::report::Report;
 use crate::runner::{closed_loop, Rate};
@@ -93,6 +93,7 @@ pub(crate) async fn reload_latency(opts: &Opts, world: &Rc<World>, report: &mut 
         cpu: Some((0.0, 0.0)),
     };
     let mut rev = 1u64;
+    let reload_cpu_before = thread_cpu_secs(gateway.pid(), "reload");
     // Alternate quiet and reloading runs twice, so drift hits both alike.
     for round in 0..4 {
         let reloading = round % 2 == 1;
@@ -140,6 +141,10 @@ pub(crate) async fn reload_latency(opts: &Opts, world: &Rc<World>, report: &mut 
         // Let a pending reload finish before a quiet run.
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
+    let reload_cpu = {
+        let after = thread_cpu_secs(gateway.pid(), "reload");
+        (after.0 + after.1) - (reload_cpu_before.0 + reload_cpu_before.1)
+    };
     quiet.lat.sort_unstable();
     busy.lat.sort_unstable();
     report.rate(
@@ -171,6 +176,8 @@ pub(crate) async fn reload_latency(opts: &Opts, world: &Rc<World>, report: &mut 
         })
         .collect();
     after_write.sort_by(f64::total_cmp);
+    // The reload thread's CPU over the runs, per reload they triggered.
+    let reload_cpu_ms = reload_cpu * 1e3 / after_write.len().max(1) as f64;
     // SIGHUP -> "config reloaded": the reload itself (read, validate, compile, swap).
     let mut hup = Vec::new();
     for _ in 0..3 {
@@ -213,7 +220,7 @@ pub(crate) async fn reload_latency(opts: &Opts, world: &Rc<World>, report: &mut 
     let med = |v: &[f64]| v.get(v.len() / 2).copied().unwrap_or(f64::NAN);
     let met = if p99_ratio <= 1.10 { "met" } else { "not met" };
     println!(
-        "RESULT scenario=reload-latency entries={} workers={workers} p99_quiet_ms={:.3} p99_reloading_ms={:.3} p99_ratio={p99_ratio:.2} {met} p50_ratio={:.2} writes={} reloads={} write_to_reloaded_ms_median={:.1} write_to_reloaded_ms_max={:.1} sighup_reload_ms_median={:.1}",
+        "RESULT scenario=reload-latency entries={} workers={workers} p99_quiet_ms={:.3} p99_reloading_ms={:.3} p99_ratio={p99_ratio:.2} {met} p50_ratio={:.2} writes={} reloads={} write_to_reloaded_ms_median={:.1} write_to_reloaded_ms_max={:.1} sighup_reload_ms_median={:.1} reload_cpu_ms={reload_cpu_ms:.1}",
         opts.entries,
         quiet.pct_ms(0.99),
         busy.pct_ms(0.99),
@@ -226,9 +233,9 @@ pub(crate) async fn reload_latency(opts: &Opts, world: &Rc<World>, report: &mut 
     );
     report.row(
         "reload-latency summary (target: p99 within 10 %)",
-        "| entries | p99 quiet ms | p99 reloading ms | ratio | met | file writes | reloads | write → reloaded ms (median / max) | SIGHUP → reloaded ms (median) |\n|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| entries | p99 quiet ms | p99 reloading ms | ratio | met | file writes | reloads | write → reloaded ms (median / max) | SIGHUP → reloaded ms (median) | reload CPU ms per reload |\n|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
         format!(
-            "| {} | {:.3} | {:.3} | {p99_ratio:.2}x | {met} | {} | {} | {:.1} / {:.1} | {:.1} |",
+            "| {} | {:.3} | {:.3} | {p99_ratio:.2}x | {met} | {} | {} | {:.1} / {:.1} | {:.1} | {reload_cpu_ms:.1} |",
             opts.entries,
             quiet.pct_ms(0.99),
             busy.pct_ms(0.99),

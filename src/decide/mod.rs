@@ -9,6 +9,7 @@ pub mod reason;
 pub mod rule;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -20,7 +21,7 @@ use crate::config::gateway::Mode;
 use crate::names::{Host, HostPattern, Namespace, Target};
 use crate::prefix_map::PrefixMap;
 
-/// Index of a rule in `Policy::rules`.
+/// Index of a rule in `Allowlist::rules`.
 type RuleId = u32;
 
 /// The outcome for one target.
@@ -112,16 +113,23 @@ impl<'a> Decision<'a> {
     }
 }
 
-/// Which hosts and addresses one namespace can reach.
-#[derive(Debug, Default)]
-struct Table {
+/// Which hosts and addresses one namespace can reach, built from the entries visible to it.
+///
+/// Shared by `Arc` between snapshots: a reload that changed none of the entries a namespace sees
+/// hands the next snapshot the same allowlist instead of building it again.
+#[derive(Debug, Default, Clone)]
+pub struct Allowlist {
+    rules: Vec<Arc<Rule>>,
     exact: HashMap<Box<str>, Vec<RuleId>>,
     wildcard: HashMap<Box<str>, Vec<RuleId>>,
     addresses: PrefixMap<Vec<RuleId>>,
 }
 
-impl Table {
-    fn add(&mut self, id: RuleId, hosts: &[HostPattern], addresses: &[IpNet]) {
+impl Allowlist {
+    /// Adds an entry reachable through `hosts` and `addresses`; earlier entries win ties.
+    pub fn add(&mut self, rule: Arc<Rule>, hosts: &[HostPattern], addresses: &[IpNet]) {
+        let id = RuleId::try_from(self.rules.len()).unwrap_or(RuleId::MAX);
+        self.rules.push(rule);
         for host in hosts {
             let (map, key) = match host {
                 HostPattern::Exact(name) => (&mut self.exact, name.as_str()),
@@ -147,9 +155,8 @@ pub enum Visibility {
 /// The compiled allowlist of every namespace, plus enforcement modes.
 #[derive(Debug, Default)]
 pub struct Policy {
-    rules: Vec<Rule>,
-    tenants: HashMap<Box<str>, Table>,
-    everyone: Table,
+    tenants: HashMap<Box<str>, Arc<Allowlist>>,
+    everyone: Arc<Allowlist>,
     modes: HashMap<Box<str>, Mode>,
     default_mode: Mode,
 }
@@ -164,7 +171,8 @@ impl Policy {
         }
     }
 
-    /// Adds a compiled entry reachable through `hosts` and `addresses` by `visibility`.
+    /// Adds an entry reachable through `hosts` and `addresses` by `visibility`, one at a time;
+    /// [`Self::with_allowlists`] takes allowlists built (or kept) elsewhere.
     pub fn add(
         &mut self,
         rule: Rule,
@@ -172,24 +180,31 @@ impl Policy {
         hosts: &[HostPattern],
         addresses: &[IpNet],
     ) {
-        let id = RuleId::try_from(self.rules.len()).unwrap_or(RuleId::MAX);
-        self.rules.push(rule);
+        let rule = Arc::new(rule);
         match visibility {
-            Visibility::Everyone => self.everyone.add(id, hosts, addresses),
+            Visibility::Everyone => Arc::make_mut(&mut self.everyone).add(rule, hosts, addresses),
             Visibility::Namespaces(namespaces) => {
                 for namespace in namespaces {
-                    self.tenants
-                        .entry(namespace.as_str().into())
-                        .or_default()
-                        .add(id, hosts, addresses);
+                    let allowlist = self.tenants.entry(namespace.as_str().into()).or_default();
+                    Arc::make_mut(allowlist).add(rule.clone(), hosts, addresses);
                 }
             }
         }
     }
 
-    /// All compiled entries.
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
+    /// Serves these allowlists: one per namespace that sees entries of its own or exported to
+    /// it by name, and `everyone` for the entries exported to `*`.
+    pub fn with_allowlists(
+        mut self,
+        tenants: impl IntoIterator<Item = (Namespace, Arc<Allowlist>)>,
+        everyone: Arc<Allowlist>,
+    ) -> Self {
+        self.tenants = tenants
+            .into_iter()
+            .map(|(namespace, allowlist)| (namespace.as_str().into(), allowlist))
+            .collect();
+        self.everyone = everyone;
+        self
     }
 
     /// The enforcement mode of `namespace`.
@@ -202,15 +217,15 @@ impl Policy {
 
     /// Decides whether `namespace` may reach `target`. Exact hosts beat wildcards, longer
     /// wildcard suffixes beat shorter ones, and the tenant's own entries beat `*`-exported ones.
-    pub fn decide(&self, namespace: &str, target: &Target) -> Decision<'_> {
+    pub fn decide<'a>(&'a self, namespace: &str, target: &Target) -> Decision<'a> {
         let mode = self.mode(namespace);
-        let own = self.tenants.get(namespace);
-        let tables = [own, Some(&self.everyone)];
+        let own = self.tenants.get(namespace).map(|own| &**own);
+        let tables = [own, Some(&*self.everyone)];
         let mut host_matched = false;
         let mut found = None;
-        let mut try_ids = |ids: &[RuleId]| {
+        let mut try_ids = |table: &'a Allowlist, ids: &[RuleId]| {
             for id in ids {
-                let Some(rule) = self.rules.get(*id as usize) else {
+                let Some(rule) = table.rules.get(*id as usize) else {
                     continue;
                 };
                 host_matched = true;
@@ -225,18 +240,18 @@ impl Policy {
             Host::Ip(ip) => tables
                 .iter()
                 .flatten()
-                .any(|t| t.addresses.get(*ip).is_some_and(|ids| try_ids(ids))),
+                .any(|t| t.addresses.get(*ip).is_some_and(|ids| try_ids(t, ids))),
             Host::Name(name) => {
                 let name = name.as_str();
                 tables
                     .iter()
                     .flatten()
-                    .any(|t| t.exact.get(name).is_some_and(|ids| try_ids(ids)))
+                    .any(|t| t.exact.get(name).is_some_and(|ids| try_ids(t, ids)))
                     || parent_suffixes(name).any(|suffix| {
                         tables
                             .iter()
                             .flatten()
-                            .any(|t| t.wildcard.get(suffix).is_some_and(|ids| try_ids(ids)))
+                            .any(|t| t.wildcard.get(suffix).is_some_and(|ids| try_ids(t, ids)))
                     })
             }
         };
@@ -261,15 +276,6 @@ impl Policy {
                 }
             }
         }
-    }
-
-    /// Number of entries visible to each namespace that owns at least one.
-    pub fn entries_per_namespace(&self) -> HashMap<&str, usize> {
-        let mut counts = HashMap::new();
-        for rule in &self.rules {
-            *counts.entry(rule.namespace.as_str()).or_default() += 1;
-        }
-        counts
     }
 }
 

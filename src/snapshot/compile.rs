@@ -6,11 +6,13 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use ipnet::IpNet;
 
 use crate::config::gateway::GatewayFile;
+use crate::config::load::EntryPositions;
 use crate::config::locate::Locator;
 use crate::config::serviceentry::{ExportTo, Resolution, ServiceEntry};
 use crate::config::serviceentry::{Inspection as WireInspection, ServicePort};
@@ -22,10 +24,21 @@ use crate::decide::{
 use crate::identify::SourceTenants;
 use crate::names::{HostPattern, Hostname, Namespace};
 
+use super::reuse::{CompileCache, Compiled};
 use super::Snapshot;
 
 /// Compiles `loaded` into snapshot number `generation`.
 pub fn compile(loaded: &LoadedConfig, generation: u64) -> Result<Snapshot, Vec<Diagnostic>> {
+    compile_reusing(loaded, generation, &mut CompileCache::default())
+}
+
+/// Like [`compile`], reusing what `cache` kept of the previous compile wherever the same parsed
+/// entries come back (see [`super::reuse`]); the cache is refreshed only when this one succeeds.
+pub fn compile_reusing(
+    loaded: &LoadedConfig,
+    generation: u64,
+    cache: &mut CompileCache,
+) -> Result<Snapshot, Vec<Diagnostic>> {
     let mut problems = Vec::new();
     let gateway = &loaded.gateway;
     let gateway_file = loaded.dir.join(crate::config::load::GATEWAY_FILE);
@@ -37,20 +50,21 @@ pub fn compile(loaded: &LoadedConfig, generation: u64) -> Result<Snapshot, Vec<D
         .namespaces
         .iter()
         .map(|(ns, mode)| (ns.clone(), *mode));
-    let mut policy = Policy::new(gateway.enforcement.default, modes);
-    let mut namespaces: BTreeMap<Namespace, Vec<String>> = BTreeMap::new();
+    let default_export_to = &gateway.serviceentries.default_export_to;
+    let mut compiling = cache.start(default_export_to);
+    let mut namespaces: BTreeMap<Namespace, Vec<Arc<SourcedEntry>>> = BTreeMap::new();
+    let mut positions = EntryPositions::default();
     for sourced in &loaded.entries {
-        match compile_entry(sourced, &gateway.serviceentries.default_export_to) {
-            Ok((rule, visibility, hosts, addresses)) => {
-                policy.add(rule, &visibility, &hosts, &addresses);
-                namespaces
-                    .entry(sourced.namespace.clone())
-                    .or_default()
-                    .push(sourced.name.clone());
-            }
+        match compiling.add(sourced, |entry| compile_entry(entry, default_export_to)) {
+            Ok(()) => match namespaces.get_mut(&sourced.namespace) {
+                Some(owned) => owned.push(sourced.clone()),
+                None => {
+                    namespaces.insert(sourced.namespace.clone(), vec![sourced.clone()]);
+                }
+            },
             Err(message) => problems.push(Diagnostic::error(
                 &sourced.file,
-                sourced.position(),
+                positions.of(sourced),
                 format!(
                     "ServiceEntry {}/{}: {message}",
                     sourced.namespace, sourced.name
@@ -61,6 +75,9 @@ pub fn compile(loaded: &LoadedConfig, generation: u64) -> Result<Snapshot, Vec<D
     if !problems.is_empty() {
         return Err(problems);
     }
+    let (allowlists, everyone) = compiling.finish();
+    let policy =
+        Policy::new(gateway.enforcement.default, modes).with_allowlists(allowlists, everyone);
     Ok(Snapshot {
         generation,
         policy,
@@ -126,8 +143,6 @@ fn check_namespace_keys(gateway: &GatewayFile, file: &Path, problems: &mut Vec<D
         }
     }
 }
-
-type Compiled = (Rule, Visibility, Vec<HostPattern>, Vec<IpNet>);
 
 fn compile_entry(sourced: &SourcedEntry, default_export_to: &[String]) -> Result<Compiled, String> {
     let entry: &ServiceEntry = &sourced.entry;

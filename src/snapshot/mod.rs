@@ -8,6 +8,7 @@
 //! never pays for tearing down a large policy on a runtime worker.
 
 pub mod compile;
+pub mod reuse;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,11 +18,13 @@ use arc_swap::ArcSwap;
 
 use crate::config::gateway::{Limits, Timeouts};
 use crate::config::load::FileDigest;
+use crate::config::SourcedEntry;
 use crate::decide::{AddressGuard, Policy};
 use crate::identify::SourceTenants;
 use crate::names::Namespace;
 
-pub use compile::compile;
+pub use compile::{compile, compile_reusing};
+pub use reuse::CompileCache;
 
 /// Everything a connection needs to know about configuration, compiled.
 #[derive(Debug)]
@@ -46,8 +49,8 @@ pub struct Snapshot {
     pub zero_copy: bool,
     /// Files read for this snapshot and their digests.
     pub files: Vec<FileDigest>,
-    /// Per-namespace entry names, for `/config` and the `egress_service_entries` gauge.
-    pub namespaces: BTreeMap<Namespace, Vec<String>>,
+    /// Each namespace's own entries, for `/config` and the `egress_service_entries` gauge.
+    pub namespaces: BTreeMap<Namespace, Vec<Arc<SourcedEntry>>>,
     /// When this snapshot was compiled.
     pub loaded_at: SystemTime,
 }

@@ -7,13 +7,15 @@
 //! digest files (that is the directory walk in `load`), and must not compile policy.
 
 use std::cell::OnceCell;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use serde_yaml::Value;
 
-use super::{deserialize_at, join_path, syntax_error, DocumentOrigin, Sink, SourcedEntry};
+use super::{deserialize_at, join_path, syntax_error, DocumentOrigin, EntryPositions};
+use super::{Sink, SourcedEntry};
 use crate::config::diagnostic::Diagnostic;
 use crate::config::locate::{Locator, Position};
 use crate::config::serviceentry::{self, ServiceEntry};
@@ -235,22 +237,27 @@ fn resolve_namespace(
 /// `metadata.name` must be unique within a namespace, like in Kubernetes.
 pub(super) fn check_unique_names(entries: &[Arc<SourcedEntry>], sink: &mut Sink) {
     let mut seen: HashMap<(&str, &str), &SourcedEntry> = HashMap::with_capacity(entries.len());
+    let mut positions = EntryPositions::default();
     for entry in entries {
         let key = (entry.namespace.as_str(), entry.name.as_str());
-        if let Some(first) = seen.get(&key) {
-            let first_at = first.position().map_or(1, |p| p.line);
-            sink.push(Diagnostic::error(
-                &entry.file,
-                entry.position(),
-                format!(
-                    "ServiceEntry {}/{} is defined twice (first at {}:{first_at}): names must be unique per namespace",
-                    key.0,
-                    key.1,
-                    first.file.display()
-                ),
-            ));
-        } else {
-            seen.insert(key, entry);
+        match seen.entry(key) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(entry);
+            }
+            Entry::Occupied(first) => {
+                let first = first.get();
+                let first_at = positions.of(first).map_or(1, |p| p.line);
+                sink.push(Diagnostic::error(
+                    &entry.file,
+                    positions.of(entry),
+                    format!(
+                        "ServiceEntry {}/{} is defined twice (first at {}:{first_at}): names must be unique per namespace",
+                        key.0,
+                        key.1,
+                        first.file.display()
+                    ),
+                ));
+            }
         }
     }
 }

@@ -75,11 +75,22 @@ pub struct DocumentOrigin {
     pub path: String,
 }
 
-impl SourcedEntry {
-    /// The line and column where the entry starts, re-reading its file (error paths only).
-    pub fn position(&self) -> Option<Position> {
-        let text = fs::read_to_string(&self.file).ok()?;
-        Locator::new(&text).find(self.origin.doc, &self.origin.path)
+/// Where entries start, for a batch of diagnostics (error paths only): each file is re-read and
+/// indexed once, however many of its entries have a problem — a folder copied twice makes one
+/// per entry, and indexing the file again for each of them took seconds per thousand.
+#[derive(Default)]
+pub struct EntryPositions {
+    files: HashMap<PathBuf, Option<Locator>>,
+}
+
+impl EntryPositions {
+    /// The line and column where `entry` starts.
+    pub fn of(&mut self, entry: &SourcedEntry) -> Option<Position> {
+        let locator = self.files.entry(entry.file.clone()).or_insert_with(|| {
+            let text = fs::read_to_string(&entry.file).ok()?;
+            Some(Locator::new(&text))
+        });
+        locator.as_ref()?.find(entry.origin.doc, &entry.origin.path)
     }
 }
 
