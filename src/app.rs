@@ -21,6 +21,7 @@ use crate::config::load::ParseCache;
 use crate::config::{self, Diagnostic, LoadedConfig};
 use crate::dial::{Dialer, DnsResolver};
 use crate::limit::TenantLimiter;
+use crate::pace::Pacer;
 use crate::pipeline::Context;
 use crate::reload;
 use crate::snapshot::{self, CompileCache, Snapshot, SnapshotCell};
@@ -322,7 +323,9 @@ fn publish(snapshot: &Snapshot, listeners: &[&'static str]) {
         .iter()
         .map(|(ns, names)| (ns.to_string(), names.len()))
         .collect();
+    let mut pacer = Pacer::default();
     for (namespace, _) in &entries {
+        pacer.step();
         metrics::touch_namespace(namespace, listeners);
     }
     metrics::config_loaded(&metrics::LoadedSnapshot {

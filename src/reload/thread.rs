@@ -1,10 +1,13 @@
 //! The thread reloads run on: one at a time, at the lowest CPU priority the system grants.
 //!
-//! Reading, checking and compiling ten thousand entries takes tens of milliseconds of CPU. On the
+//! Reading, checking and compiling ten thousand entries takes milliseconds of CPU. On the
 //! runtime's workers (or an ordinary blocking thread beside them) that time is taken from
-//! connections; at nice 19 the scheduler hands it back to them as soon as they have work, so a
-//! reload under load finishes later instead of making connections wait. The same thread frees
+//! connections; at nice 19 the scheduler gives it only a small share of a core they keep busy, so
+//! a reload under load finishes later instead of making connections wait. The same thread frees
 //! snapshots a reload replaced, once their last tunnel has closed.
+//!
+//! Nice 19 keeps a reload's share of a busy core small, not its turns short: for its first
+//! [`YIELDING`] a reload also yields between small steps (see [`crate::pace`]).
 //!
 //! Not `SCHED_IDLE`: it moved concurrent p99 less during reloads (1.00× against 1.20×), but it
 //! runs only on CPU nobody else wants, so on a saturated host a reload waited for a lull — three
@@ -16,8 +19,14 @@ use std::time::Duration;
 
 use thread_priority::{set_current_thread_priority, ThreadPriority};
 
+use crate::pace;
+
 /// How long the thread waits for a request before running its idle work.
 const IDLE_WORK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a reload yields to connections between small steps before it just finishes (see
+/// [`crate::pace`]).
+const YIELDING: Duration = Duration::from_millis(250);
 
 /// A handle on the reload thread; the thread ends when every handle is gone.
 #[derive(Clone)]
@@ -44,6 +53,7 @@ impl ReloadThread {
                         Ok(()) => {
                             // Requests that queued up during the last reload share this one.
                             incoming.try_iter().for_each(drop);
+                            pace::yield_for(YIELDING);
                             reload();
                         }
                         Err(RecvTimeoutError::Timeout) => {}

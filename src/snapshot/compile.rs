@@ -23,6 +23,7 @@ use crate::decide::{
 };
 use crate::identify::SourceTenants;
 use crate::names::{HostPattern, Hostname, Namespace};
+use crate::pace::Pacer;
 
 use super::reuse::{CompileCache, Compiled};
 use super::Snapshot;
@@ -54,7 +55,9 @@ pub fn compile_reusing(
     let mut compiling = cache.start(default_export_to);
     let mut namespaces: BTreeMap<Namespace, Vec<Arc<SourcedEntry>>> = BTreeMap::new();
     let mut positions = EntryPositions::default();
+    let mut pacer = Pacer::default();
     for sourced in &loaded.entries {
+        pacer.step();
         match compiling.add(sourced, |entry| compile_entry(entry, default_export_to)) {
             Ok(()) => match namespaces.get_mut(&sourced.namespace) {
                 Some(owned) => owned.push(sourced.clone()),

@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use crate::config::SourcedEntry;
 use crate::decide::{Allowlist, Rule, Visibility};
 use crate::names::{HostPattern, Namespace};
+use crate::pace::Pacer;
 
 /// A compiled entry: what it takes to place it in the allowlists of those who see it.
 struct CompiledEntry {
@@ -160,7 +161,9 @@ fn same_entries(a: &[Arc<CompiledEntry>], b: &[Arc<CompiledEntry>]) -> bool {
 
 fn build(entries: &[Arc<CompiledEntry>]) -> Allowlist {
     let mut allowlist = Allowlist::default();
+    let mut pacer = Pacer::default();
     for entry in entries {
+        pacer.step();
         allowlist.add(entry.rule.clone(), &entry.hosts, &entry.addresses);
     }
     allowlist

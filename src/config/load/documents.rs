@@ -20,6 +20,7 @@ use crate::config::diagnostic::Diagnostic;
 use crate::config::locate::{Locator, Position};
 use crate::config::serviceentry::{self, ServiceEntry};
 use crate::names::Namespace;
+use crate::pace::Pacer;
 
 /// Istio API versions whose ServiceEntry schema we accept.
 const API_VERSIONS: [&str; 3] = [
@@ -238,7 +239,9 @@ fn resolve_namespace(
 pub(super) fn check_unique_names(entries: &[Arc<SourcedEntry>], sink: &mut Sink) {
     let mut seen: HashMap<(&str, &str), &SourcedEntry> = HashMap::with_capacity(entries.len());
     let mut positions = EntryPositions::default();
+    let mut pacer = Pacer::default();
     for entry in entries {
+        pacer.step();
         let key = (entry.namespace.as_str(), entry.name.as_str());
         match seen.entry(key) {
             Entry::Vacant(vacant) => {

@@ -27,6 +27,7 @@ use super::gateway::{GatewayFile, Runtime};
 use super::locate::{Locator, Position};
 use super::serviceentry::ServiceEntry;
 use crate::names::Namespace;
+use crate::pace::Pacer;
 use documents::{check_unique_names, read_entries};
 
 /// Name of the settings file inside the config directory.
@@ -152,7 +153,9 @@ pub fn load_cached(dir: &Path, cache: &mut ParseCache) -> Result<LoadedConfig, V
 
     let mut entries = Vec::new();
     let mut fresh = HashMap::with_capacity(files.len());
+    let mut pacer = Pacer::default();
     for file in &files {
+        pacer.step();
         let Some(text) = sink.read(file) else {
             continue;
         };
