@@ -4,8 +4,9 @@
 //! Reloads run on a nice-19 thread, which keeps their share of a busy core small, but not their
 //! turns short: once the scheduler has picked a task it lets it run out its slice (a few ms)
 //! before a worker woken by new connections gets the core back. On a gateway pinned to one core
-//! that wait landed in concurrent connections' p99. Yielding between small units of work bounds
-//! it to [`TURN`].
+//! that wait landed in concurrent connections' p99. Yielding between small units of work (the
+//! loops over files, entries and namespaces) bounds most of it to [`TURN`]; freeing what the
+//! previous snapshot alone held is not paced.
 //!
 //! Only for a while: each yield also gives up the rest of the thread's slice, so on a host where
 //! busy threads always want the core a reload that kept yielding took 5–20 s instead of ~2 s.

@@ -1,6 +1,7 @@
 //! The thread reloads run on: one at a time, at the lowest CPU priority the system grants.
 //!
-//! Reading, checking and compiling ten thousand entries takes milliseconds of CPU. On the
+//! Reading, checking and compiling ten thousand entries takes tens of milliseconds of CPU (about
+//! ten when only some files changed, see `snapshot::reuse`). On the
 //! runtime's workers (or an ordinary blocking thread beside them) that time is taken from
 //! connections; at nice 19 the scheduler gives it only a small share of a core they keep busy, so
 //! a reload under load finishes later instead of making connections wait. The same thread frees

@@ -128,14 +128,16 @@ impl Compiling<'_> {
         let viewers = self.visible.into_iter().map(|(ns, from)| (Some(ns), from));
         let everyone = (!self.everyone.is_empty()).then_some((None, self.everyone));
         let mut allowlists = HashMap::new();
+        let mut pacer = Pacer::default();
         for (viewer, from) in viewers.chain(everyone) {
+            pacer.step();
             let kept = self
                 .cache
                 .allowlists
                 .get(&viewer)
                 .filter(|built| same_entries(&built.from, &from))
                 .map(|built| built.allowlist.clone());
-            let allowlist = kept.unwrap_or_else(|| Arc::new(build(&from)));
+            let allowlist = kept.unwrap_or_else(|| Arc::new(build(&from, &mut pacer)));
             allowlists.insert(viewer, Built { from, allowlist });
         }
         let everyone = allowlists
@@ -159,9 +161,8 @@ fn same_entries(a: &[Arc<CompiledEntry>], b: &[Arc<CompiledEntry>]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(a, b)| Arc::ptr_eq(a, b))
 }
 
-fn build(entries: &[Arc<CompiledEntry>]) -> Allowlist {
+fn build(entries: &[Arc<CompiledEntry>], pacer: &mut Pacer) -> Allowlist {
     let mut allowlist = Allowlist::default();
-    let mut pacer = Pacer::default();
     for entry in entries {
         pacer.step();
         allowlist.add(entry.rule.clone(), &entry.hosts, &entry.addresses);
@@ -317,13 +318,17 @@ mod tests {
         reloads.reload().expect("first load");
         let b = reloads.kept("b");
 
-        reloads.entry("a", "api", "api.example.com", "\"no such namespace!\"");
+        // Only the compile checks `default_export_to`: this fails after loading succeeded.
+        reloads.set_default_export_to("no such namespace!");
+        let failed = reloads.reload();
         assert!(
-            reloads.reload().is_err(),
-            "an invalid exportTo fails the load"
+            failed
+                .as_ref()
+                .is_err_and(|e| e.contains("no such namespace")),
+            "an invalid default_export_to fails the compile: {failed:?}"
         );
 
-        reloads.entry("a", "api", "api.example.com", "");
+        reloads.set_default_export_to(".");
         let fixed = reloads.reload().expect("the fixed config loads");
         assert!(reaches(&fixed, "a", "api.example.com"));
         assert!(

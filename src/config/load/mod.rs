@@ -87,11 +87,14 @@ pub struct EntryPositions {
 impl EntryPositions {
     /// The line and column where `entry` starts.
     pub fn of(&mut self, entry: &SourcedEntry) -> Option<Position> {
-        let locator = self.files.entry(entry.file.clone()).or_insert_with(|| {
-            let text = fs::read_to_string(&entry.file).ok()?;
-            Some(Locator::new(&text))
-        });
-        locator.as_ref()?.find(entry.origin.doc, &entry.origin.path)
+        if !self.files.contains_key(&entry.file) {
+            let locator = fs::read_to_string(&entry.file)
+                .ok()
+                .map(|text| Locator::new(&text));
+            self.files.insert(entry.file.clone(), locator);
+        }
+        let locator = self.files.get(&entry.file)?.as_ref()?;
+        locator.find(entry.origin.doc, &entry.origin.path)
     }
 }
 
@@ -119,6 +122,9 @@ pub struct ParseCache {
 /// What one file produced.
 struct ParsedFile {
     sha256: String,
+    /// The folder the entries' namespace defaults to: the same bytes below another folder
+    /// belong to another tenant.
+    top_folder: Option<String>,
     entries: Vec<Arc<SourcedEntry>>,
     diagnostics: Vec<Diagnostic>,
 }
@@ -164,12 +170,12 @@ pub fn load_cached(dir: &Path, cache: &mut ParseCache) -> Result<LoadedConfig, V
             .last()
             .map(|d| d.sha256.clone())
             .unwrap_or_default();
+        let top_folder = top_folder(&se_dir, file);
         let parsed = match cache.files.remove(file) {
-            Some(parsed) if parsed.sha256 == sha256 => parsed,
+            Some(parsed) if parsed.sha256 == sha256 && parsed.top_folder == top_folder => parsed,
             _ => {
                 let mut file_sink = Sink::default();
                 let mut file_entries = Vec::new();
-                let top_folder = top_folder(&se_dir, file);
                 read_entries(
                     file,
                     &text,
@@ -179,6 +185,7 @@ pub fn load_cached(dir: &Path, cache: &mut ParseCache) -> Result<LoadedConfig, V
                 );
                 ParsedFile {
                     sha256,
+                    top_folder,
                     entries: file_entries.into_iter().map(Arc::new).collect(),
                     diagnostics: file_sink.diagnostics,
                 }
@@ -363,4 +370,40 @@ pub fn read_runtime(dir: &Path) -> Runtime {
         .and_then(|text| serde_yaml::from_str::<GatewayFile>(&text).ok())
         .map(|gateway| gateway.runtime)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_file_now_below_another_top_folder_belongs_to_that_folders_namespace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("se/team-a/team-b/api.yaml");
+        fs::create_dir_all(file.parent().expect("a parent")).expect("mkdir");
+        fs::write(
+            &file,
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: api}\nspec:\n  hosts: [api.example.com]\n  ports: [{number: 443, name: https, protocol: HTTPS}]\n  resolution: DNS\n",
+        )
+        .expect("write the entry");
+        let serve_from = |se_dir: &str| {
+            let gateway = format!(
+                "listeners:\n  connect: {{address: \"127.0.0.1:0\"}}\nserviceentries: {{dir: {se_dir}}}\n"
+            );
+            fs::write(dir.path().join(GATEWAY_FILE), gateway).expect("write gateway.yaml");
+        };
+        let mut cache = ParseCache::default();
+
+        serve_from("se");
+        let first = load_cached(dir.path(), &mut cache).expect("the config loads");
+        assert_eq!(first.entries[0].namespace.as_str(), "team-a");
+
+        serve_from("se/team-a");
+        let second = load_cached(dir.path(), &mut cache).expect("the config loads");
+        assert_eq!(
+            second.entries[0].namespace.as_str(),
+            "team-b",
+            "same bytes, same path, but now below team-b"
+        );
+    }
 }
