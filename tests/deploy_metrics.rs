@@ -14,12 +14,14 @@
 
 #![cfg(unix)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
@@ -235,37 +237,6 @@ fn tokenizer_reads_rules_and_dashboard_syntax() {
 // Running the gateway
 // ---------------------------------------------------------------------------------------
 
-/// Kills the gateway when the test ends, and shows its log if the test failed.
-struct Gateway {
-    child: Child,
-    log: PathBuf,
-    /// Listener name → the address it bound (every listener is configured on port 0).
-    listeners: BTreeMap<String, SocketAddr>,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            let log = fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(60).collect();
-            eprintln!("--- gateway stderr (last {} lines) ---", tail.len());
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
-        }
-    }
-}
-
-impl Gateway {
-    fn assert_running(&mut self, when: &str) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("the gateway exited ({status}) {when}");
-        }
-    }
-}
-
 /// A port that was free a moment ago (bound on 127.0.0.1:0, then released).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -323,25 +294,6 @@ fn write_certs(dir: &Path) {
     fs::copy(dir.join("gateway.pem"), dir.join("tenant-ca.pem")).expect("write the client CA");
 }
 
-fn start_gateway(config: &Path) -> Gateway {
-    let log = config.join("gateway.stderr.log");
-    let stderr = fs::File::create(&log).expect("create the log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_egress-gateway"))
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null()) // access log; not read here, so never let it fill a pipe
-        .stderr(stderr)
-        .spawn()
-        .expect("start the egress-gateway binary");
-    Gateway {
-        child,
-        log,
-        listeners: BTreeMap::new(),
-    }
-}
-
 /// Reads an HTTP/1.1 response head (through the blank line), byte by byte so that nothing
 /// after it (tunnel bytes) is consumed.
 fn read_head(stream: &mut TcpStream) -> String {
@@ -356,90 +308,6 @@ fn read_head(stream: &mut TcpStream) -> String {
         assert!(head.len() < 16 * 1024, "response head too long");
     }
     String::from_utf8_lossy(&head).into_owned()
-}
-
-/// `GET path` on the admin address: (status, body). Handles chunked bodies.
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(ErrorKind::InvalidData, format!("bad response: {head:?}"))
-        })?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase().starts_with("transfer-encoding:")
-            && l.to_ascii_lowercase().contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok((status, body))
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size_line, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-            .unwrap_or(0);
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// Waits for "gateway ready" in the log and records the addresses the listeners bound.
-fn wait_ready(gateway: &mut Gateway) {
-    // At most 200 x 50 ms = 10 s.
-    for _ in 0..200 {
-        gateway.assert_running("before it was ready");
-        let log = fs::read_to_string(&gateway.log).unwrap_or_default();
-        let lines: Vec<serde_json::Value> = log
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect();
-        if lines
-            .iter()
-            .any(|l| l["fields"]["message"] == "gateway ready")
-        {
-            for fields in lines.iter().map(|l| &l["fields"]) {
-                if fields["message"] == "listening" {
-                    let name = fields["listener"].as_str().expect("listener name");
-                    let address = fields["address"].as_str().expect("listener address");
-                    let address = address.parse().expect("a socket address");
-                    gateway.listeners.insert(name.to_owned(), address);
-                }
-            }
-            return;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the gateway did not log \"gateway ready\" within 10 s");
-}
-
-impl Gateway {
-    fn addr(&self, listener: &str) -> SocketAddr {
-        *self
-            .listeners
-            .get(listener)
-            .unwrap_or_else(|| panic!("the gateway logged no {listener} listener"))
-    }
 }
 
 /// Sends a CONNECT and returns the stream and the response head.
@@ -552,10 +420,8 @@ spec:
     )
     .unwrap();
 
-    let mut gateway = start_gateway(config);
-    wait_ready(&mut gateway);
+    let gateway = common::Gateway::start_at(config);
     let (connect, connect_tls) = (gateway.addr("connect"), gateway.addr("connect_tls"));
-    let admin = gateway.addr("admin");
 
     // Allowed: a tunnel to the echo server, with bytes both ways, then closed.
     let (mut tunnel, head) = connect_request(connect, &format!("echo.test:{echo_port}"));
@@ -599,17 +465,12 @@ spec:
     drop(plain);
 
     // A reload (SPEC §8: SIGHUP re-reads the config directory).
-    let hup = Command::new("kill")
-        .args(["-HUP", &gateway.child.id().to_string()])
-        .status()
-        .expect("run kill -HUP");
-    assert!(hup.success(), "kill -HUP failed");
+    gateway.signal("HUP");
 
     // Accounting happens as connections close; poll for up to 5 s.
     let mut last = (BTreeSet::new(), String::new());
     for _ in 0..100 {
-        gateway.assert_running("after the test traffic and SIGHUP");
-        if let Ok((200, body)) = http_get(admin, "/metrics") {
+        if let Some((200, body)) = gateway.try_admin_get("/metrics") {
             let gaps = missing(&wanted, &exposed_types(&body));
             if gaps.is_empty() {
                 return;
