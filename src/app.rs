@@ -23,6 +23,7 @@ use crate::dial::{Dialer, DnsResolver};
 use crate::limit::TenantLimiter;
 use crate::pace::Pacer;
 use crate::pipeline::Context;
+use crate::plan::Listener;
 use crate::reload;
 use crate::snapshot::{self, CompileCache, Snapshot, SnapshotCell};
 use crate::tls::TlsReloader;
@@ -81,7 +82,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     let mut bound = Vec::new();
     let listeners = &gateway.listeners;
     let connect = match &listeners.connect {
-        Some(l) => Some(bind("connect", l.address, &mut bound).await?),
+        Some(l) => Some(bind(Listener::Connect, l.address, &mut bound).await?),
         None => None,
     };
     let connect_tls = match &listeners.connect_tls {
@@ -91,16 +92,19 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
                 .clone()
                 .context("listeners.connect_tls needs a `tls` section")?;
             let tls = Arc::new(TlsReloader::new(files).map_err(anyhow::Error::msg)?);
-            Some((bind("connect_tls", l.address, &mut bound).await?, tls))
+            Some((
+                bind(Listener::ConnectTls, l.address, &mut bound).await?,
+                tls,
+            ))
         }
         None => None,
     };
     let sni = match &listeners.sni {
-        Some(l) => Some((bind("sni", l.address, &mut bound).await?, l.port)),
+        Some(l) => Some((bind(Listener::Sni, l.address, &mut bound).await?, l.port)),
         None => None,
     };
     let http = match &listeners.http {
-        Some(l) => Some((bind("http", l.address, &mut bound).await?, l.port)),
+        Some(l) => Some((bind(Listener::Http, l.address, &mut bound).await?, l.port)),
         None => None,
     };
     let admin_listener = match &gateway.admin {
@@ -111,15 +115,18 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     let resolver = DnsResolver::new(&gateway.dns.servers, gateway.timeouts.connect)
         .map_err(anyhow::Error::msg)?;
     let hard_stop = CancellationToken::new();
+    let draining = CancellationToken::new();
+    let tracker = TaskTracker::new();
     let ctx = Arc::new(Context {
         snapshots: snapshots.clone(),
         dialer: Dialer::new(Box::new(resolver), bound),
         limiter: TenantLimiter::default(),
+        draining: draining.clone(),
         hard_stop: hard_stop.clone(),
+        tasks: tracker.clone(),
         accounting: Arc::new(Accounting::stdout()),
     });
     let stop_accepting = CancellationToken::new();
-    let tracker = TaskTracker::new();
 
     let admin_state = Arc::new(AdminState {
         snapshots: snapshots.clone(),
@@ -145,7 +152,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     if let Some((listener, tls)) = connect_tls {
         let accept = accept::connect_tls(listener, tls, ctx.clone(), stop.clone(), track.clone());
         loops.push(tokio::spawn(accept));
-        metrics::touch_tls_errors("connect_tls");
+        metrics::touch_tls_errors(Listener::ConnectTls);
     }
     if let Some((listener, port)) = sni {
         let accept = accept::sni(listener, port, ctx.clone(), stop.clone(), track.clone());
@@ -184,6 +191,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
 
     admin_state.draining.store(true, Ordering::Release);
     stop_accepting.cancel();
+    draining.cancel();
     for accept in loops {
         let _ = accept.await;
     }
@@ -272,7 +280,7 @@ struct ReloadState {
 pub struct Reloader {
     dir: PathBuf,
     snapshots: Arc<SnapshotCell>,
-    listeners: Vec<&'static str>,
+    listeners: Vec<Listener>,
     /// Held for the whole reload, so reloads never interleave.
     state: Mutex<ReloadState>,
     /// The mTLS listener's certificates, reloaded with the config.
@@ -313,7 +321,7 @@ impl Reloader {
 }
 
 /// Publishes a new snapshot's gauges.
-fn publish(snapshot: &Snapshot, listeners: &[&'static str]) {
+fn publish(snapshot: &Snapshot, listeners: &[Listener]) {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -346,21 +354,21 @@ fn reload_tls(tls: &TlsReloader) {
     }
 }
 
-fn enabled_listeners(loaded: &LoadedConfig) -> Vec<&'static str> {
+fn enabled_listeners(loaded: &LoadedConfig) -> Vec<Listener> {
     let l = &loaded.gateway.listeners;
     [
-        ("connect", l.connect.is_some()),
-        ("connect_tls", l.connect_tls.is_some()),
-        ("sni", l.sni.is_some()),
-        ("http", l.http.is_some()),
+        (Listener::Connect, l.connect.is_some()),
+        (Listener::ConnectTls, l.connect_tls.is_some()),
+        (Listener::Sni, l.sni.is_some()),
+        (Listener::Http, l.http.is_some()),
     ]
     .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
+    .filter_map(|(listener, on)| on.then_some(listener))
     .collect()
 }
 
 async fn bind(
-    name: &'static str,
+    name: impl std::fmt::Display,
     address: SocketAddr,
     bound: &mut Vec<SocketAddr>,
 ) -> anyhow::Result<TcpListener> {
@@ -370,7 +378,7 @@ async fn bind(
     accept::no_delay_for_accepted(&listener)
         .with_context(|| format!("setting TCP_NODELAY on the {name} listener"))?;
     let local = listener.local_addr()?;
-    tracing::info!(listener = name, address = %local, "listening");
+    tracing::info!(listener = %name, address = %local, "listening");
     bound.push(local);
     Ok(listener)
 }

@@ -1,4 +1,5 @@
-//! `check` and `explain`: the offline commands, on exactly the load/compile/decide path `run` uses.
+//! `check` and `explain`: the offline commands, on exactly the load/compile path `run` uses;
+//! `explain` prints the plan the planner makes for the same inputs a front end reads.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -7,8 +8,15 @@ use std::path::Path;
 use crate::app;
 use crate::config::serviceentry::ServiceEntry;
 use crate::config::LoadedConfig;
-use crate::decide::{DialTarget, Inspection, Verdict};
-use crate::names::{Host, Hostname, Namespace, Target};
+use std::net::IpAddr;
+
+use crate::config::gateway::Mode;
+use crate::decide::{DenyReason, DialTarget, Verdict};
+use crate::identify::Presented;
+use crate::names::{Host, Namespace, Target};
+use crate::plan::{self, Ask, Listener, Obligation, Plan, RequestHead, Tenant};
+use crate::snapshot::Snapshot;
+use crate::sniff::hello_reader::HelloSummary;
 
 /// Validates `dir`; prints the summary (stdout) or every problem (stderr). Returns the exit code.
 pub fn check(dir: &Path) -> i32 {
@@ -88,8 +96,27 @@ fn ports(entry: &ServiceEntry) -> String {
         .join(",")
 }
 
-/// Dry-runs the policy for one request; returns the exit code (0 allow/audit, 1 deny, 2 error).
-pub fn explain(dir: &Path, namespace: &str, host: &str, port: u16, sni: Option<&str>) -> i32 {
+/// What `explain` is asked: the same inputs a front end reads from a connection.
+pub struct ExplainRequest<'a> {
+    /// The listener the request would arrive on.
+    pub listener: Listener,
+    /// The tenant's namespace, taken on trust (when nothing is presented).
+    pub namespace: Option<&'a str>,
+    /// What the connection presents: a SPIFFE ID (certificate) or a source IP.
+    pub presented: Option<&'a str>,
+    /// Destination host (name or IP literal).
+    pub host: &'a str,
+    /// Destination port.
+    pub port: u16,
+    /// ClientHello SNI names, in order (several is itself a refusal).
+    pub sni: &'a [String],
+    /// Whether the ClientHello carries Encrypted Client Hello.
+    pub ech: bool,
+}
+
+/// Dry-runs the planner for one request and prints its plan; returns the exit code (0 allow or
+/// audit, 1 deny, 2 error).
+pub fn explain(dir: &Path, request: &ExplainRequest<'_>) -> i32 {
     let (_, snapshot) = match app::load(dir, 1) {
         Ok(ok) => ok,
         Err(problems) => {
@@ -99,52 +126,129 @@ pub fn explain(dir: &Path, namespace: &str, host: &str, port: u16, sni: Option<&
             return 2;
         }
     };
-    let namespace = match Namespace::parse(namespace) {
-        Ok(ns) => ns,
+    let tenant = match tenant(&snapshot, request) {
+        Ok(tenant) => tenant,
         Err(message) => {
-            eprintln!("--namespace: {message}");
+            eprintln!("{message}");
             return 2;
         }
     };
-    let target = match Host::parse(host) {
-        Ok(host) => Target { host, port },
-        Err(err) => {
-            println!("DENY malformed_request: host {host:?}: {err}");
+    let who = tenant.namespace().map_or_else(
+        || format!("unknown ({})", tenant.identity()),
+        |ns| ns.to_string(),
+    );
+    let hello = HelloSummary {
+        server_name: request.sni.first().cloned(),
+        server_name_count: request.sni.len(),
+        ech: request.ech,
+        ..HelloSummary::default()
+    };
+    let mut sni_hello = hello.clone();
+    if request.listener == Listener::Sni && request.sni.is_empty() {
+        sni_hello.server_name = Some(request.host.to_owned());
+        sni_hello.server_name_count = 1;
+    }
+    let target = match Host::parse(request.host) {
+        Ok(host) => Some(Target {
+            host,
+            port: request.port,
+        }),
+        Err(_) => None,
+    };
+    let host_header = format!("{}:{}", request.host, request.port);
+    let ask = match (request.listener, &target) {
+        (Listener::Sni, _) => Ask::ClientHello {
+            hello: &sni_hello,
+            port: request.port,
+        },
+        (Listener::Http, _) => Ask::Request {
+            head: RequestHead {
+                host: Some(&host_header),
+                host_count: 1,
+                ..RequestHead::default()
+            },
+            default_port: request.port,
+        },
+        (_, Some(target)) => Ask::Connect(target),
+        (_, None) => {
+            println!(
+                "DENY {who} -> {}: {} (host is not a valid name or IP literal)",
+                request.host,
+                DenyReason::MalformedRequest
+            );
             return 1;
         }
     };
-    let decision = snapshot.policy.decide(namespace.as_str(), &target);
-    let mode = match decision.mode {
-        crate::config::gateway::Mode::Enforce => "enforce",
-        crate::config::gateway::Mode::Audit => "audit",
-    };
-    let mut verdict = decision.verdict;
-    if let (Some(sni), true) = (sni, verdict.lets_through()) {
-        if snapshot.require_sni_match && decision.inspection() == Inspection::Sni {
-            let matches = match (&target.host, Hostname::parse(sni)) {
-                (Host::Name(host), Ok(sni)) => *host == sni,
-                _ => false,
-            };
-            if !matches {
-                verdict = Verdict::deny_in(crate::decide::DenyReason::SniMismatch, decision.mode);
-            }
-        }
+    let plan = plan::plan(&snapshot, &tenant, request.listener, &ask);
+    let mut verdict = plan.decision.verdict;
+    let checks_hello = matches!(plan.obligation, Obligation::Sni(_));
+    if checks_hello && !request.sni.is_empty() && verdict.lets_through() {
+        verdict = plan.after_hello(&hello);
     }
-    let entry = decision
+    print_plan(&plan, verdict, &who, request);
+    i32::from(!verdict.lets_through())
+}
+
+fn tenant(snapshot: &Snapshot, request: &ExplainRequest<'_>) -> Result<Tenant, String> {
+    match (request.presented, request.namespace) {
+        (Some(presented), _) => {
+            let presented = match presented.parse::<IpAddr>() {
+                Ok(ip) => Presented::SourceAddress(ip),
+                Err(_) => Presented::Certificate {
+                    uri_sans: vec![presented.to_owned()],
+                },
+            };
+            Ok(plan::identify(snapshot, request.listener, &presented))
+        }
+        (None, Some(namespace)) => Namespace::parse(namespace)
+            .map(Tenant::assumed)
+            .map_err(|message| format!("--namespace: {message}")),
+        (None, None) => Err("give --namespace or --presented".to_owned()),
+    }
+}
+
+fn print_plan(plan: &Plan<'_>, verdict: Verdict, who: &str, request: &ExplainRequest<'_>) {
+    let target = plan
+        .target
+        .as_ref()
+        .map_or_else(|| request.host.to_owned(), ToString::to_string);
+    let mode = match plan.decision.mode {
+        Mode::Enforce => "enforce",
+        Mode::Audit => "audit",
+    };
+    let entry = plan
+        .decision
         .rule
         .map(|r| format!(" via ServiceEntry {} ({})", r.label, r.file.display()))
         .unwrap_or_default();
+    let listener = request.listener;
     match verdict {
-        Verdict::Allow => println!("ALLOW {namespace} -> {target}{entry} [mode {mode}]"),
+        Verdict::Allow => println!("ALLOW {who} -> {target} on {listener}{entry} [mode {mode}]"),
         Verdict::Audit(reason) => println!(
-            "AUDIT {namespace} -> {target}: would deny {reason}{entry}; namespace is in audit mode, so it is let through"
+            "AUDIT {who} -> {target} on {listener}: would deny {reason}{entry}; namespace is in audit mode, so it is let through"
         ),
         Verdict::Deny(reason) => {
-            println!("DENY {namespace} -> {target}: {reason} [mode {mode}]");
-            return 1;
+            println!("DENY {who} -> {target} on {listener}: {reason} [mode {mode}]");
+            return;
         }
     }
-    for dial in decision.dial_targets(&target) {
+    match &plan.obligation {
+        Obligation::None => {}
+        Obligation::Sni(name) if request.sni.is_empty() => {
+            println!("  then: the tunnel's ClientHello SNI must name {name}");
+        }
+        Obligation::Sni(name) => println!("  checked: ClientHello SNI names {name}"),
+        Obligation::Host(target) => {
+            println!(
+                "  then: every request in the tunnel must name Host {}",
+                target.host
+            );
+        }
+    }
+    if let Some(host) = &plan.host_header {
+        println!("  forwarded with Host: {host}");
+    }
+    for dial in plan.dial_targets() {
         match dial {
             DialTarget::Trusted(addr) => println!("  dial {addr} (written in the entry, trusted)"),
             DialTarget::Checked(addr) => println!("  dial {addr} (deny-list checked)"),
@@ -153,5 +257,4 @@ pub fn explain(dir: &Path, namespace: &str, host: &str, port: u16, sni: Option<&
             }
         }
     }
-    0
 }

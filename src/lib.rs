@@ -18,6 +18,7 @@ pub mod limit;
 pub mod names;
 pub mod pace;
 pub mod pipeline;
+pub mod plan;
 pub mod prefix_map;
 pub mod reload;
 pub mod snapshot;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use egress_gateway::plan::Listener;
 use egress_gateway::{app, busy_poll, cli, config};
 use tracing_subscriber::EnvFilter;
 
@@ -40,23 +41,35 @@ enum Command {
         #[arg(long, default_value = "config")]
         config: PathBuf,
     },
-    /// Dry-run the policy for one request; exit 0 on ALLOW, 1 on DENY.
+    /// Dry-run the planner for one request, exactly as the listener would plan it; print the
+    /// plan; exit 0 on ALLOW or AUDIT, 1 on DENY.
     Explain {
         /// Config directory.
         #[arg(long, default_value = "config")]
         config: PathBuf,
-        /// Tenant namespace.
-        #[arg(long)]
-        namespace: String,
+        /// Listener the request arrives on: connect, connect_tls, sni or http.
+        #[arg(long, default_value = "connect")]
+        listener: Listener,
+        /// Tenant namespace, taken on trust (or give --presented).
+        #[arg(long, required_unless_present = "presented")]
+        namespace: Option<String>,
+        /// What the connection presents: a SPIFFE ID (connect_tls) or a source IP (other
+        /// listeners); the tenant is then identified exactly as the listener would.
+        #[arg(long, conflicts_with = "namespace")]
+        presented: Option<String>,
         /// Destination host (name or IP literal).
         #[arg(long)]
         host: String,
         /// Destination port.
         #[arg(long, default_value_t = 443)]
         port: u16,
-        /// ClientHello SNI to check against the host on TLS ports.
+        /// ClientHello SNI; repeat for a hello naming several (on the sni listener, defaults
+        /// to --host).
         #[arg(long)]
-        sni: Option<String>,
+        sni: Vec<String>,
+        /// The ClientHello carries Encrypted Client Hello.
+        #[arg(long)]
+        ech: bool,
     },
 }
 
@@ -68,11 +81,25 @@ fn main() -> ExitCode {
         Command::Check { config } => cli::check(&config),
         Command::Explain {
             config,
+            listener,
             namespace,
+            presented,
             host,
             port,
             sni,
-        } => cli::explain(&config, &namespace, &host, port, sni.as_deref()),
+            ech,
+        } => cli::explain(
+            &config,
+            &cli::ExplainRequest {
+                listener,
+                namespace: namespace.as_deref(),
+                presented: presented.as_deref(),
+                host: &host,
+                port,
+                sni: &sni,
+                ech,
+            },
+        ),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -34,6 +34,13 @@ pub enum NameError {
     /// `*` somewhere other than a whole leftmost label.
     #[error("wildcards are allowed only as the whole leftmost label (did you mean `*.{0}`?)")]
     PartialWildcard(String),
+    /// The last label is a number (`127.1`, `2130706433`, `0x7f.1`): an IP address in a spelling
+    /// resolvers and libraries read differently, never a host name (RFC 3696 §2).
+    #[error(
+        "the last label is all digits (or 0x-hex), which is an IP address, not a host name: \
+         write IP addresses in dotted-quad or IPv6 form"
+    )]
+    NumericName,
     /// A bare `*`, which would match every destination.
     #[error("a bare '*' host would allow every destination; list the domains instead")]
     BareWildcard,
@@ -242,7 +249,22 @@ fn validate_dns_name(name: &str) -> Result<(), NameError> {
             return Err(NameError::HyphenEdge);
         }
     }
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if is_numeric_label(last) {
+        return Err(NameError::NumericName);
+    }
     Ok(())
+}
+
+/// Decimal, or `0x` hexadecimal: what `inet_aton` would read as (part of) an address.
+fn is_numeric_label(label: &str) -> bool {
+    let hex = label
+        .strip_prefix("0x")
+        .or_else(|| label.strip_prefix("0X"));
+    match hex {
+        Some(digits) => digits.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => label.bytes().all(|b| b.is_ascii_digit()),
+    }
 }
 
 #[cfg(test)]
@@ -274,6 +296,22 @@ mod tests {
         assert_eq!(Hostname::parse("a b"), Err(NameError::BadCharacter(' ')));
         assert_eq!(Hostname::parse(&"a".repeat(64)), Err(NameError::BadLabel));
         assert_eq!(Hostname::parse(&"a.".repeat(130)), Err(NameError::TooLong));
+        for spelling in [
+            "127.1",
+            "2130706433",
+            "0x7f.1",
+            "0x7F000001",
+            "203.0.113.7",
+            "a.0x",
+        ] {
+            assert_eq!(
+                Hostname::parse(spelling),
+                Err(NameError::NumericName),
+                "{spelling}"
+            );
+        }
+        assert!(Hostname::parse("0xcafe.example").is_ok());
+        assert!(Hostname::parse("1password.com").is_ok());
     }
 
     #[test]

@@ -146,7 +146,9 @@ async fn a_slow_upstream_does_not_stall_sibling_streams() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_namespace_limit_counts_streams() {
     let echo = common::echo_server().await;
-    let world = world("limits: {namespaces: {app1: 3}}\n");
+    // The HTTP/2 connection holds one slot of its own (so idle connections cannot pin
+    // descriptors without bound) and each tunnel one more: 4 = the connection + 3 tunnels.
+    let world = world("limits: {namespaces: {app1: 4}}\n");
     tcp_entry(&world, "echo", "echo.test", 7000, echo);
     let gateway = Gateway::start(&world.config);
     let mut send = h2_client(&gateway, &world, APP1_ID).await;

@@ -1,4 +1,5 @@
-//! Accept loops: take connections off bound listeners and hand each to the pipeline on its own
+//! Accept loops: take connections off bound listeners, name each connection's tenant once from
+//! what it presented (through the planner's `identify`), and hand it to its front end on its own
 //! task, until told to stop accepting. Listeners are bound by the app and passed in, so tests
 //! and the app share one code path.
 
@@ -13,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::account::metrics;
 use crate::identify::Presented;
 use crate::pipeline::{self, Context};
+use crate::plan::{self, Listener, Tenant};
 use crate::sniff::original_dst::TransparentPort;
 use crate::tls::{handshake_failure_reason, TlsReloader};
 
@@ -22,7 +24,7 @@ use crate::tls::{handshake_failure_reason, TlsReloader};
 /// closes and new connections are refused.
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
-    name: &'static str,
+    name: Listener,
     stop: CancellationToken,
     tracker: TaskTracker,
     serve: F,
@@ -52,7 +54,7 @@ pub async fn accept_loop<F, Fut>(
                     }
                     Err(err) => {
                         // EMFILE and friends: back off briefly instead of spinning.
-                        tracing::warn!(listener = name, error = %err, "accept failed");
+                        tracing::warn!(listener = %name, error = %err, "accept failed");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     }
                 }
@@ -61,7 +63,7 @@ pub async fn accept_loop<F, Fut>(
     }
     drop(listener);
     while loops.join_next().await.is_some() {}
-    tracing::info!(listener = name, "stopped accepting");
+    tracing::info!(listener = %name, "stopped accepting");
 }
 
 /// Sets `TCP_NODELAY` on a listening socket. Linux copies it into every accepted socket, so
@@ -80,6 +82,12 @@ fn transparent_port(listener: &TcpListener, default_port: u16) -> TransparentPor
     }
 }
 
+/// The tenant of a plaintext connection: its source address, as the current snapshot maps it.
+fn by_source(ctx: &Context, listener: Listener, peer: SocketAddr) -> Tenant {
+    let presented = Presented::SourceAddress(peer.ip());
+    plan::identify(&ctx.snapshots.load(), listener, &presented)
+}
+
 /// The plaintext CONNECT listener.
 pub async fn connect(
     listener: TcpListener,
@@ -87,12 +95,19 @@ pub async fn connect(
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
-    accept_loop(listener, "connect", stop, tracker, move |stream, peer| {
-        let ctx = ctx.clone();
-        async move {
-            pipeline::connect::serve(ctx, stream, peer, "connect", Presented::SourceAddress).await
-        }
-    })
+    accept_loop(
+        listener,
+        Listener::Connect,
+        stop,
+        tracker,
+        move |stream, peer| {
+            let ctx = ctx.clone();
+            async move {
+                let tenant = by_source(&ctx, Listener::Connect, peer);
+                pipeline::connect::serve(ctx, stream, peer, Listener::Connect, tenant).await
+            }
+        },
+    )
     .await;
 }
 
@@ -105,13 +120,20 @@ pub async fn sni(
     tracker: TaskTracker,
 ) {
     let transparent = transparent_port(&listener, port);
-    accept_loop(listener, "sni", stop, tracker, move |stream, peer| {
-        let ctx = ctx.clone();
-        async move {
-            let port = transparent.destination_port(&stream);
-            pipeline::sni::serve(&ctx, stream, peer, port).await
-        }
-    })
+    accept_loop(
+        listener,
+        Listener::Sni,
+        stop,
+        tracker,
+        move |stream, peer| {
+            let ctx = ctx.clone();
+            async move {
+                let port = transparent.destination_port(&stream);
+                let tenant = by_source(&ctx, Listener::Sni, peer);
+                pipeline::sni::serve(&ctx, stream, peer, port, tenant).await
+            }
+        },
+    )
     .await;
 }
 
@@ -124,13 +146,20 @@ pub async fn http(
     tracker: TaskTracker,
 ) {
     let transparent = transparent_port(&listener, port);
-    accept_loop(listener, "http", stop, tracker, move |stream, peer| {
-        let ctx = ctx.clone();
-        async move {
-            let port = transparent.destination_port(&stream);
-            pipeline::forward::serve(ctx, stream, peer, "http", port).await
-        }
-    })
+    accept_loop(
+        listener,
+        Listener::Http,
+        stop,
+        tracker,
+        move |stream, peer| {
+            let ctx = ctx.clone();
+            async move {
+                let port = transparent.destination_port(&stream);
+                let tenant = by_source(&ctx, Listener::Http, peer);
+                pipeline::forward::serve(ctx, stream, peer, Listener::Http, tenant, port).await
+            }
+        },
+    )
     .await;
 }
 
@@ -145,7 +174,7 @@ pub async fn connect_tls(
 ) {
     accept_loop(
         listener,
-        "connect_tls",
+        Listener::ConnectTls,
         stop,
         tracker,
         move |stream, peer| {
@@ -158,21 +187,26 @@ pub async fn connect_tls(
                     Ok(Err(err)) => {
                         let reason = handshake_failure_reason(&err);
                         tracing::debug!(%peer, reason, error = %err, "TLS handshake failed");
-                        return metrics::tls_handshake_error("connect_tls", reason);
+                        return metrics::tls_handshake_error(Listener::ConnectTls, reason);
                     }
-                    Err(_) => return metrics::tls_handshake_error("connect_tls", "timeout"),
+                    Err(_) => return metrics::tls_handshake_error(Listener::ConnectTls, "timeout"),
                 };
                 let (_, session) = stream.get_ref();
                 let presented = session
                     .peer_certificates()
                     .and_then(|chain| chain.first())
-                    .map_or(Presented::Certificate { spiffe: None }, |leaf| {
-                        Presented::from_certificate(leaf)
-                    });
+                    .map_or(
+                        Presented::Certificate {
+                            uri_sans: Vec::new(),
+                        },
+                        |leaf| Presented::from_certificate(leaf),
+                    );
+                let tenant =
+                    plan::identify(&ctx.snapshots.load(), Listener::ConnectTls, &presented);
                 if session.alpn_protocol() == Some(b"h2") {
-                    pipeline::h2::serve(ctx, stream, peer, presented).await
+                    pipeline::h2::serve(ctx, stream, peer, tenant).await
                 } else {
-                    pipeline::connect::serve(ctx, stream, peer, "connect_tls", presented).await
+                    pipeline::connect::serve(ctx, stream, peer, Listener::ConnectTls, tenant).await
                 }
             }
         },

@@ -12,6 +12,7 @@ use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::decide::Verdict;
+use crate::plan::Listener;
 
 /// Connections by outcome.
 pub const CONNECTIONS_TOTAL: &str = "egress_connections_total";
@@ -127,19 +128,12 @@ fn describe() {
     describe_gauge!(BUILD_INFO, "Build information; the value is always 1.");
 }
 
-/// Listener label values, in the order handle tables use.
-pub const LISTENERS: [&str; 4] = ["connect", "connect_tls", "sni", "http"];
-
-fn listener_index(listener: &str) -> usize {
-    LISTENERS.iter().position(|l| *l == listener).unwrap_or(0)
-}
-
 /// Every metric handle of one tenant, resolved once and shared by all its connections, so the
 /// connection path never hashes label sets.
 pub struct TenantHandles {
     namespace: Box<str>,
-    active: [OnceLock<Gauge>; LISTENERS.len()],
-    verdicts: [[OnceLock<Counter>; Verdict::COUNT]; LISTENERS.len()],
+    active: [OnceLock<Gauge>; Listener::ALL.len()],
+    verdicts: [[OnceLock<Counter>; Verdict::COUNT]; Listener::ALL.len()],
     duration: Histogram,
     upstream_connect: Histogram,
     bytes: RwLock<HashMap<Box<str>, (Counter, Counter)>>,
@@ -157,30 +151,30 @@ impl TenantHandles {
         }
     }
 
-    fn active(&self, listener: &'static str) -> &Gauge {
-        self.active[listener_index(listener)].get_or_init(|| {
-            gauge!(ACTIVE_CONNECTIONS, "namespace" => self.namespace.to_string(), "listener" => listener)
+    fn active(&self, listener: Listener) -> &Gauge {
+        self.active[listener.index()].get_or_init(|| {
+            gauge!(ACTIVE_CONNECTIONS, "namespace" => self.namespace.to_string(), "listener" => listener.as_str())
         })
     }
 
     /// A connection opened on `listener`.
-    pub fn opened(&self, listener: &'static str) {
+    pub fn opened(&self, listener: Listener) {
         self.active(listener).increment(1.0);
     }
 
     /// A connection closed on `listener`.
-    pub fn closed(&self, listener: &'static str) {
+    pub fn closed(&self, listener: Listener) {
         self.active(listener).decrement(1.0);
     }
 
     /// Counts the decision a connection ended with.
-    pub fn decided(&self, listener: &'static str, verdict: Verdict) {
-        self.verdicts[listener_index(listener)][verdict.index()]
+    pub fn decided(&self, listener: Listener, verdict: Verdict) {
+        self.verdicts[listener.index()][verdict.index()]
             .get_or_init(|| {
                 counter!(
                     CONNECTIONS_TOTAL,
                     "namespace" => self.namespace.to_string(),
-                    "listener" => listener,
+                    "listener" => listener.as_str(),
                     "decision" => verdict.label(),
                     "reason" => verdict.reason_label(),
                 )
@@ -252,17 +246,17 @@ impl MetricsCache {
 }
 
 /// Pre-creates the zero series a dashboard expects for each configured namespace.
-pub fn touch_namespace(namespace: &str, listeners: &[&'static str]) {
+pub fn touch_namespace(namespace: &str, listeners: &[Listener]) {
     for listener in listeners {
         counter!(
             CONNECTIONS_TOTAL,
             "namespace" => namespace.to_owned(),
-            "listener" => *listener,
+            "listener" => listener.as_str(),
             "decision" => "allow",
             "reason" => "none",
         )
         .absolute(0);
-        gauge!(ACTIVE_CONNECTIONS, "namespace" => namespace.to_owned(), "listener" => *listener)
+        gauge!(ACTIVE_CONNECTIONS, "namespace" => namespace.to_owned(), "listener" => listener.as_str())
             .increment(0.0);
     }
 }
@@ -271,15 +265,17 @@ pub fn touch_namespace(namespace: &str, listeners: &[&'static str]) {
 const COMMON_TLS_ERRORS: [&str; 4] = ["no_client_cert", "unknown_ca", "expired", "timeout"];
 
 /// Pre-creates `egress_tls_handshake_errors_total` series for a TLS listener.
-pub fn touch_tls_errors(listener: &'static str) {
+pub fn touch_tls_errors(listener: Listener) {
     for reason in COMMON_TLS_ERRORS {
-        counter!(TLS_HANDSHAKE_ERRORS, "listener" => listener, "reason" => reason).absolute(0);
+        counter!(TLS_HANDSHAKE_ERRORS, "listener" => listener.as_str(), "reason" => reason)
+            .absolute(0);
     }
 }
 
 /// Counts a failed TLS handshake.
-pub fn tls_handshake_error(listener: &'static str, reason: &'static str) {
-    counter!(TLS_HANDSHAKE_ERRORS, "listener" => listener, "reason" => reason).increment(1);
+pub fn tls_handshake_error(listener: Listener, reason: &'static str) {
+    counter!(TLS_HANDSHAKE_ERRORS, "listener" => listener.as_str(), "reason" => reason)
+        .increment(1);
 }
 
 /// A config snapshot that started serving.

@@ -1,6 +1,7 @@
 //! The per-connection record: filled in as the connection moves through the stages, and on drop
 //! (normal end, early deny, error or panic unwinding) emits the metrics and the one access-log
-//! line exactly once.
+//! line exactly once. It is made only once the tenant is known and has no way to be dropped
+//! unrecorded, so the active-connections gauge it raised is always lowered again.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -14,13 +15,14 @@ use super::metrics::TenantHandles;
 use super::Accounting;
 use crate::decide::{DenyReason, Verdict};
 use crate::names::{Namespace, Target};
+use crate::plan::{Listener, Plan, Tenant};
 use crate::splice::Transferred;
 
 /// What is known about one connection so far.
 pub struct ConnectionRecord {
     accounting: Arc<Accounting>,
     started: Instant,
-    listener: &'static str,
+    listener: Listener,
     src: SocketAddr,
     namespace: Option<Namespace>,
     identity: String,
@@ -34,20 +36,30 @@ pub struct ConnectionRecord {
     upstream: Option<SocketAddr>,
     bytes: Transferred,
     byte_counters: Option<(Counter, Counter)>,
-    handed_over: bool,
 }
 
 impl ConnectionRecord {
-    /// Starts the record when a connection is accepted.
-    pub fn new(accounting: Arc<Accounting>, listener: &'static str, src: SocketAddr) -> Self {
+    /// Starts the record of a connection (or request, or stream) of `tenant`; counts it as
+    /// active for the tenant until the record is dropped.
+    pub fn new(
+        accounting: Arc<Accounting>,
+        listener: Listener,
+        src: SocketAddr,
+        tenant: &Tenant,
+    ) -> Self {
+        let handles = tenant.namespace().map(|namespace| {
+            let handles = accounting.metrics.tenant(namespace.as_str());
+            handles.opened(listener);
+            handles
+        });
         Self {
             accounting,
             started: Instant::now(),
             listener,
             src,
-            namespace: None,
-            identity: src.ip().to_string(),
-            tenant: None,
+            namespace: tenant.namespace().cloned(),
+            identity: tenant.identity().to_owned(),
+            tenant: handles,
             host: None,
             port: None,
             sni: None,
@@ -57,24 +69,18 @@ impl ConnectionRecord {
             upstream: None,
             bytes: Transferred::default(),
             byte_counters: None,
-            handed_over: false,
         }
     }
 
-    /// The tenant is known; counts the connection as active for it.
-    pub fn tenant(&mut self, namespace: &Namespace, identity: Option<&str>) {
-        let handles = self.accounting.metrics.tenant(namespace.as_str());
-        handles.opened(self.listener);
-        self.tenant = Some(handles);
-        self.namespace = Some(namespace.clone());
-        if let Some(identity) = identity {
-            self.identity = identity.to_owned();
+    /// The plan: its target, verdict and the entry that allowed (or audited) it.
+    pub fn plan(&mut self, plan: &Plan<'_>) {
+        if let Some(target) = &plan.target {
+            self.target(target);
         }
-    }
-
-    /// The identity presented, when no tenant could be derived from it.
-    pub fn identity(&mut self, identity: &str) {
-        self.identity = identity.to_owned();
+        self.verdict(plan.decision.verdict);
+        if let Some(rule) = plan.decision.rule {
+            self.service_entry = Some(rule.label.clone());
+        }
     }
 
     /// The destination the tenant asked for.
@@ -99,23 +105,12 @@ impl ConnectionRecord {
         self.verdict(Verdict::Deny(reason));
     }
 
-    /// The ServiceEntry that allowed (or audited) the connection.
-    pub fn service_entry(&mut self, label: &str) {
-        self.service_entry = Some(label.into());
-    }
-
     /// The upstream connection is up after `took`.
     pub fn connected(&mut self, upstream: SocketAddr, took: Duration) {
         self.upstream = Some(upstream);
         if let Some(tenant) = &self.tenant {
             tenant.upstream_connect().record(took.as_secs_f64());
         }
-    }
-
-    /// The connection was handed to another front end that keeps its own records (an
-    /// absolute-form request on the CONNECT listener): this record writes nothing.
-    pub fn hand_over(mut self) {
-        self.handed_over = true;
     }
 
     /// Bytes moved since the last call; advances `egress_bytes_total` while the tunnel is open.
@@ -137,9 +132,6 @@ impl ConnectionRecord {
 
 impl Drop for ConnectionRecord {
     fn drop(&mut self) {
-        if self.handed_over {
-            return;
-        }
         let verdict = self
             .verdict
             .unwrap_or(Verdict::Deny(DenyReason::MalformedRequest));
@@ -162,7 +154,7 @@ impl Drop for ConnectionRecord {
         }
         self.accounting.log.write(&AccessLogLine {
             ts: access_log::rfc3339(SystemTime::now()),
-            listener: self.listener,
+            listener: self.listener.as_str(),
             namespace,
             identity: &self.identity,
             src: self.src,

@@ -30,11 +30,16 @@ pub enum DenyReason {
     MalformedRequest,
     /// The client did not send its request head or ClientHello within `timeouts.sniff`.
     SniffTimeout,
+    /// A request inside a CONNECT tunnel to an HTTP port names another host than the CONNECT.
+    HostMismatch,
+    /// The ClientHello carries Encrypted Client Hello: its SNI is only the public name of a front
+    /// that may serve any host, so the real destination cannot be checked.
+    EncryptedClientHello,
 }
 
 impl DenyReason {
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [DenyReason; 12] = [
+    pub const ALL: [DenyReason; 14] = [
         Self::UnknownTenant,
         Self::NotAllowlisted,
         Self::PortNotAllowed,
@@ -47,6 +52,8 @@ impl DenyReason {
         Self::TenantConnectionLimit,
         Self::MalformedRequest,
         Self::SniffTimeout,
+        Self::HostMismatch,
+        Self::EncryptedClientHello,
     ];
 
     /// Position in [`Self::ALL`], for tables indexed by reason.
@@ -69,6 +76,8 @@ impl DenyReason {
             Self::TenantConnectionLimit => "tenant_connection_limit",
             Self::MalformedRequest => "malformed_request",
             Self::SniffTimeout => "sniff_timeout",
+            Self::HostMismatch => "host_mismatch",
+            Self::EncryptedClientHello => "encrypted_client_hello",
         }
     }
 
@@ -77,7 +86,12 @@ impl DenyReason {
     pub const fn is_allowlist(self) -> bool {
         matches!(
             self,
-            Self::NotAllowlisted | Self::PortNotAllowed | Self::SniMismatch | Self::MissingSni
+            Self::NotAllowlisted
+                | Self::PortNotAllowed
+                | Self::SniMismatch
+                | Self::MissingSni
+                | Self::HostMismatch
+                | Self::EncryptedClientHello
         )
     }
 

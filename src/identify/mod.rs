@@ -33,31 +33,40 @@ impl SourceTenants {
     }
 }
 
-/// What a connection presented to be identified by.
-#[derive(Debug, Clone)]
+/// What a connection presented to be identified by, read once when it is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presented {
     /// Nothing but its source address (plaintext listeners).
-    SourceAddress,
-    /// A verified client certificate; `spiffe` is its first `spiffe://` URI SAN, if any.
+    SourceAddress(IpAddr),
+    /// A verified client certificate and every URI SAN in it, in order (an X.509-SVID has
+    /// exactly one; the planner refuses any other count).
     Certificate {
-        /// The SPIFFE ID as written in the certificate.
-        spiffe: Option<String>,
+        /// The URI SANs as written in the certificate.
+        uri_sans: Vec<String>,
     },
 }
 
 impl Presented {
-    /// Reads the SPIFFE URI SAN from a DER end-entity certificate.
+    /// Reads the URI SANs from a DER end-entity certificate; an unreadable certificate presents
+    /// none.
     pub fn from_certificate(der: &[u8]) -> Self {
-        let spiffe = x509_parser::parse_x509_certificate(der)
+        let uri_sans = x509_parser::parse_x509_certificate(der)
             .ok()
             .and_then(|(_, cert)| {
                 let sans = cert.subject_alternative_name().ok()??;
-                sans.value.general_names.iter().find_map(|name| match name {
-                    GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some(uri.to_string()),
-                    _ => None,
-                })
-            });
-        Self::Certificate { spiffe }
+                Some(
+                    sans.value
+                        .general_names
+                        .iter()
+                        .filter_map(|name| match name {
+                            GeneralName::URI(uri) => Some(uri.to_string()),
+                            _ => None,
+                        })
+                        .collect(),
+                )
+            })
+            .unwrap_or_default();
+        Self::Certificate { uri_sans }
     }
 }
 
@@ -75,11 +84,24 @@ pub fn spiffe_namespace(spiffe: &str, trust_domain: &str) -> Option<Namespace> {
         parts.next(),
         parts.next(),
     ) {
-        (Some("ns"), Some(namespace), Some("sa"), Some(account), None) if !account.is_empty() => {
+        (Some("ns"), Some(namespace), Some("sa"), Some(account), None)
+            if is_spiffe_segment(account) =>
+        {
             Namespace::parse(namespace).ok()
         }
         _ => None,
     }
+}
+
+/// A SPIFFE path segment: letters, digits, `.`, `-`, `_` only, and not `.` or `..` (no
+/// percent-encoding, query or fragment can hide another name).
+fn is_spiffe_segment(segment: &str) -> bool {
+    !segment.is_empty()
+        && segment != "."
+        && segment != ".."
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 #[cfg(test)]
@@ -121,5 +143,12 @@ mod tests {
         assert_eq!(ns("spiffe://cluster.local/ns/App1/sa/x"), None);
         assert_eq!(ns("spiffe://cluster.local/ns/app1/sa/x/extra"), None);
         assert_eq!(ns("https://cluster.local/ns/app1/sa/x"), None);
+        assert_eq!(ns("spiffe://cluster.local/ns/app1/sa/x?y"), None);
+        assert_eq!(ns("spiffe://cluster.local/ns/app1/sa/x#y"), None);
+        assert_eq!(ns("spiffe://cluster.local/ns/app%31/sa/x"), None);
+        assert_eq!(ns("spiffe://cluster.local/ns/app1/sa/%78"), None);
+        assert_eq!(ns("spiffe://cluster.local/ns/app1/sa/.."), None);
+        assert_eq!(ns("spiffe://cluster.local/ns//app1/sa/x"), None);
+        assert_eq!(ns("spiffe://cluster.local/ns/app1/sa/x/"), None);
     }
 }

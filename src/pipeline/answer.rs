@@ -3,43 +3,23 @@
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::decide::DenyReason;
+use crate::plan::{Alert, Refusal};
 
 /// The answer that opens a tunnel.
 pub const TUNNEL_ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection Established\r\n\r\n";
-
-/// TLS alert descriptions we send (RFC 8446 §6).
-#[derive(Debug, Clone, Copy)]
-pub enum Alert {
-    /// `access_denied` (49): policy refused the destination.
-    AccessDenied = 49,
-    /// `unrecognized_name` (112): no SNI to decide on.
-    UnrecognizedName = 112,
-    /// `internal_error` (80): the gateway could not reach the destination.
-    InternalError = 80,
-}
-
-impl Alert {
-    /// The alert that fits a deny reason.
-    pub fn for_reason(reason: DenyReason) -> Self {
-        match reason {
-            DenyReason::MissingSni => Self::UnrecognizedName,
-            DenyReason::DnsFailure
-            | DenyReason::UpstreamUnreachable
-            | DenyReason::UpstreamTimeout => Self::InternalError,
-            _ => Self::AccessDenied,
-        }
-    }
-
-    /// A fatal alert record (TLS 1.2 record version, as servers send before a version is agreed).
-    pub fn record(self) -> [u8; 7] {
-        [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, self as u8]
-    }
-}
 
 /// Writes a fatal TLS alert and shuts the write half; errors are ignored (the peer may be gone).
 pub async fn send_alert<W: AsyncWrite + Unpin>(io: &mut W, alert: Alert) {
     let _ = io.write_all(&alert.record()).await;
     let _ = io.shutdown().await;
+}
+
+/// Tells the tenant a refusal the plan chose: an HTTP answer or a TLS alert, then close.
+pub async fn send_refusal<W: AsyncWrite + Unpin>(io: &mut W, refusal: Refusal, reason: DenyReason) {
+    match refusal {
+        Refusal::Status(status) => send_http_deny(io, status, reason).await,
+        Refusal::Alert(alert) => send_alert(io, alert).await,
+    }
 }
 
 /// Writes an HTTP/1.1 error answer carrying the deny reason, then closes the write half.

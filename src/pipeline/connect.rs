@@ -1,22 +1,22 @@
-//! The HTTP/1.1 CONNECT front end: read the request head, identify, decide, dial, answer `200`,
-//! check the ClientHello on TLS ports, splice.
+//! The HTTP/1.1 CONNECT front end: read the request head, plan, dial, answer `200`, do what the
+//! plan still requires of the tunnel's first bytes, splice.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::answer::{self, Alert};
+use tokio::net::TcpStream;
+
+use super::answer;
 use super::io::Rewind;
-use super::{forward, ClientIo, Context, Outbound};
+use super::{forward, tunnel_http, ClientIo, Context, Outbound};
 use crate::account::ConnectionRecord;
-use crate::decide::{Decision, DenyReason, Inspection, Verdict};
-use crate::identify::Presented;
-use crate::names::{Host, Hostname, Target};
+use crate::decide::{DenyReason, Verdict};
+use crate::plan::{self, Alert, Ask, Listener, Obligation, Plan, Tenant};
 use crate::snapshot::Snapshot;
 use crate::sniff::connect_head::{self, HeadError, ProxyRequest};
-use crate::sniff::hello_reader::{self, SniffError};
 
 /// Default port of absolute-form `http://` requests without one.
 const HTTP_PORT: u16 = 80;
@@ -28,33 +28,33 @@ enum HeadFailure {
     TimedOut,
 }
 
-/// Serves one CONNECT request on `client` (a plaintext or TLS stream).
+/// Serves one CONNECT request on `client` (a plaintext or TLS stream) of `tenant`.
 pub async fn serve<S>(
     ctx: Arc<Context>,
     mut client: S,
     peer: SocketAddr,
-    listener: &'static str,
-    presented: Presented,
+    listener: Listener,
+    tenant: Tenant,
 ) where
     S: ClientIo,
 {
     let snapshot = ctx.snapshots.load();
-    let mut record = ctx.record(listener, peer);
     let mut buf = BytesMut::with_capacity(1024);
 
-    // Known before the head arrives, so even a malformed request is counted for its tenant.
-    let tenant = ctx.identify(&snapshot, peer, &presented, &mut record);
     let request = read_head(&mut client, &mut buf, &snapshot).await;
+    if let Ok(ProxyRequest::Other {
+        absolute_http: true,
+        ..
+    }) = request
+    {
+        // Absolute-form proxying: the HTTP front end parses and plans every request itself, on
+        // this connection's tenant.
+        let replay = Rewind::new(buf.freeze(), client);
+        return forward::serve(ctx, replay, peer, listener, tenant, HTTP_PORT).await;
+    }
+    let mut record = ctx.record(listener, peer, &tenant);
     let (target, head_len) = match request {
         Ok(ProxyRequest::Connect { target, head_len }) => (target, head_len),
-        Ok(ProxyRequest::Other {
-            absolute_http: true,
-            ..
-        }) => {
-            record.hand_over();
-            let replay = Rewind::new(buf.freeze(), client);
-            return forward::serve(ctx, replay, peer, listener, HTTP_PORT).await;
-        }
         Ok(ProxyRequest::Other { .. }) => {
             record.deny(DenyReason::MalformedRequest);
             answer::send_http_status(&mut client, 405, "Allow: CONNECT\r\n").await;
@@ -73,47 +73,62 @@ pub async fn serve<S>(
             return;
         }
     };
-    record.target(&target);
 
-    let Some(namespace) = tenant else {
-        return deny(&mut client, &mut record, DenyReason::UnknownTenant).await;
-    };
+    let plan = plan::plan(&snapshot, &tenant, listener, &Ask::Connect(&target));
+    record.plan(&plan);
+    if let Some((reason, refusal)) = plan.refusal() {
+        return answer::send_refusal(&mut client, refusal, reason).await;
+    }
     let Outbound {
         permit: _permit,
-        decision,
         upstream,
-    } = match ctx.open(&snapshot, &namespace, &target, &mut record).await {
+    } = match ctx.open(&snapshot, &plan, &tenant, &mut record).await {
         Ok(outbound) => outbound,
-        Err(reason) => return deny(&mut client, &mut record, reason).await,
+        Err(reason) => {
+            return answer::send_http_deny(&mut client, reason.http_status(), reason).await
+        }
     };
     if client.write_all(answer::TUNNEL_ESTABLISHED).await.is_err() {
         return;
     }
     buf.advance(head_len);
-
-    if needs_sni_check(&snapshot, &decision, &target) {
-        if let Err(reason) = check_sni(&mut client, &mut buf, &snapshot, &target, &mut record).await
-        {
-            let verdict = Verdict::deny_in(reason, decision.mode);
-            record.verdict(verdict);
-            if !verdict.lets_through() {
-                answer::send_alert(&mut client, Alert::for_reason(reason)).await;
-                return;
-            }
-        }
-    }
-    ctx.splice(&snapshot, client, upstream, buf, &mut record)
-        .await;
+    tunnel(&ctx, &snapshot, &plan, client, upstream, buf, record).await;
 }
 
-/// Answers a deny with the SPEC's status and `X-Egress-Deny-Reason`.
-async fn deny<S: AsyncWrite + Unpin>(
-    client: &mut S,
-    record: &mut ConnectionRecord,
-    reason: DenyReason,
+/// Runs an opened tunnel: checks what the plan still requires of its first bytes (the SNI of a
+/// TLS port, the Host of every request to an HTTP port), then splices. Shared by HTTP/1.1 and
+/// HTTP/2 CONNECT.
+pub(super) async fn tunnel<S: ClientIo>(
+    ctx: &Context,
+    snapshot: &Snapshot,
+    plan: &Plan<'_>,
+    mut client: S,
+    upstream: TcpStream,
+    mut early: BytesMut,
+    mut record: ConnectionRecord,
 ) {
-    record.deny(reason);
-    answer::send_http_deny(client, reason.http_status(), reason).await;
+    match &plan.obligation {
+        Obligation::None => {}
+        Obligation::Sni(_) => {
+            let verdict = match ctx
+                .read_hello(&mut client, &mut early, snapshot, &mut record)
+                .await
+            {
+                Ok(hello) => plan.after_hello(&hello),
+                Err(failure) => Verdict::Deny(failure.reason),
+            };
+            record.verdict(verdict);
+            if let Verdict::Deny(reason) = verdict {
+                return answer::send_alert(&mut client, Alert::for_reason(reason)).await;
+            }
+        }
+        Obligation::Host(_) => {
+            let client = Rewind::new(early.freeze(), client);
+            return tunnel_http::serve(ctx, plan, client, upstream, record).await;
+        }
+    }
+    ctx.splice(snapshot, client, upstream, early, &mut record)
+        .await;
 }
 
 /// Reads until a complete head, within `timeouts.sniff` and `limits.max_request_head_bytes`.
@@ -144,47 +159,4 @@ async fn read_head<S: AsyncRead + Unpin>(
     tokio::time::timeout(snapshot.timeouts.sniff, reading)
         .await
         .unwrap_or(Err(HeadFailure::TimedOut))
-}
-
-/// TLS ports of a named host are sniffed when `require_sni_match` is on.
-pub(super) fn needs_sni_check(
-    snapshot: &Snapshot,
-    decision: &Decision<'_>,
-    target: &Target,
-) -> bool {
-    snapshot.require_sni_match
-        && decision.inspection() == Inspection::Sni
-        && matches!(target.host, Host::Name(_))
-}
-
-/// Reads the tenant's ClientHello (kept in `buf` for replay) and checks its SNI names `target`.
-pub(super) async fn check_sni<S: AsyncRead + Unpin>(
-    client: &mut S,
-    buf: &mut BytesMut,
-    snapshot: &Snapshot,
-    target: &Target,
-    record: &mut ConnectionRecord,
-) -> Result<(), DenyReason> {
-    let reading =
-        hello_reader::read_client_hello(client, buf, snapshot.limits.max_client_hello_bytes);
-    let hello = match tokio::time::timeout(snapshot.timeouts.sniff, reading).await {
-        Err(_) => return Err(DenyReason::SniffTimeout),
-        Ok(Err(SniffError::Refused(_) | SniffError::Closed | SniffError::Io(_))) => {
-            return Err(DenyReason::MalformedRequest)
-        }
-        Ok(Ok(hello)) => hello,
-    };
-    record.sni(hello.server_name.as_deref(), hello.ech);
-    let Some(raw) = hello.server_name.as_deref() else {
-        return Err(DenyReason::MissingSni);
-    };
-    // RFC 6066 allows one host_name: with several, the origin might serve one we did not check.
-    if hello.server_name_count > 1 {
-        return Err(DenyReason::SniMismatch);
-    }
-    let sni = Hostname::parse(raw).map_err(|_| DenyReason::SniMismatch)?;
-    match &target.host {
-        Host::Name(host) if *host == sni => Ok(()),
-        _ => Err(DenyReason::SniMismatch),
-    }
 }

@@ -1,9 +1,10 @@
 //! The HTTP front end: transparent plain HTTP (`http` listener) and absolute-form proxy requests
-//! on the `connect` listener. Every request is decided on its own Host (or absolute URI), so a
-//! second request on a keep-alive connection cannot ride on the first one's decision.
+//! on the CONNECT listeners. Every request is planned on its own (a second request on a
+//! keep-alive connection cannot ride on the first one's decision) with the tenant of the
+//! connection, and goes upstream with `Host` rewritten from the decided authority.
 //!
-//! hyper parses and frames both sides; this module strips hop-by-hop headers, refuses smuggling
-//! shapes, and accounts one access-log line per request.
+//! hyper is the only parser of the tenant's bytes: what is decided is exactly what is forwarded,
+//! re-framed by hyper's client. Smuggling shapes are refused with `400` and the connection closed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,20 +18,16 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::answer;
-use super::io::{ByteCounts, Counted, FramingGuard};
+use super::io::{ByteCounts, Counted};
 use super::{Context, Outbound};
-use crate::account::ConnectionRecord;
 use crate::decide::DenyReason;
-use crate::identify::Presented;
-use crate::names::Target;
-use crate::sniff::connect_head::parse_authority;
+use crate::plan::{self, Ask, Listener, RequestHead, Tenant};
 use crate::splice::Transferred;
 
 /// The body of an answer: the upstream's, or one the gateway wrote.
-type Body = Either<Incoming, Full<Bytes>>;
+pub(super) type Body = Either<Incoming, Full<Bytes>>;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus proxy credentials.
 const HOP_BY_HOP: [&str; 9] = [
@@ -45,12 +42,14 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-/// Serves HTTP/1.1 requests on `io` until the client closes.
+/// Serves HTTP/1.1 requests of `tenant` on `io` until the client closes or the drain ends the
+/// connection (the request in flight is answered with `Connection: close`).
 pub async fn serve<I>(
     ctx: Arc<Context>,
     io: I,
     peer: SocketAddr,
-    listener: &'static str,
+    listener: Listener,
+    tenant: Tenant,
     default_port: u16,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -63,90 +62,85 @@ pub async fn serve<I>(
     drop(snapshot);
     let requests = Arc::new(AtomicU64::new(0));
     let seen = requests.clone();
-    let service_ctx = ctx.clone();
+    let tenant = Arc::new(tenant);
+    let (service_ctx, service_tenant) = (ctx.clone(), tenant.clone());
     let service = service_fn(move |req| {
-        let ctx = service_ctx.clone();
+        let (ctx, tenant) = (service_ctx.clone(), service_tenant.clone());
         seen.fetch_add(1, Ordering::Relaxed);
-        async move { Ok::<_, Infallible>(forward(&ctx, req, peer, listener, default_port).await) }
+        async move {
+            Ok::<_, Infallible>(forward(&ctx, req, peer, listener, &tenant, default_port).await)
+        }
     });
     // Every request head must arrive within `timeouts.sniff`, like a CONNECT head or a
     // ClientHello: a client trickling bytes cannot hold a connection (and a task) open.
-    let guarded = FramingGuard::new(io, max_head);
-    let served = hyper::server::conn::http1::Builder::new()
+    let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(sniff)
         .max_buf_size(max_head.max(8192))
-        .serve_connection(TokioIo::new(guarded), service)
-        .without_shutdown()
-        .await;
-    match served {
-        Ok(parts) => {
-            let mut guard = parts.io.into_inner();
-            if guard.refused() {
-                // Content-Length and Transfer-Encoding together: a smuggling shape, never
-                // forwarded, answered here because the HTTP server never saw the request.
-                account_refusal(&ctx, listener, peer, DenyReason::MalformedRequest);
-                answer::send_http_deny(&mut guard, 400, DenyReason::MalformedRequest).await;
-            } else {
-                let _ = guard.shutdown().await;
-            }
+        .serve_connection(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        _ = ctx.draining.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
         }
+    };
+    match served {
         Err(err) if err.is_timeout() && requests.load(Ordering::Relaxed) == 0 => {
             // No request was ever complete: account the connection once, as the other front
             // ends do.
-            account_refusal(&ctx, listener, peer, DenyReason::SniffTimeout);
+            ctx.record(listener, peer, &tenant)
+                .deny(DenyReason::SniffTimeout);
         }
         Err(err) if err.is_parse() || err.is_parse_too_large() => {
             // hyper answered 400/431 itself; the request still gets its access-log line.
-            account_refusal(&ctx, listener, peer, DenyReason::MalformedRequest);
+            ctx.record(listener, peer, &tenant)
+                .deny(DenyReason::MalformedRequest);
         }
         _ => {}
     }
-}
-
-/// Records a request hyper refused before the gateway saw it, attributed to the peer's tenant.
-fn account_refusal(ctx: &Context, listener: &'static str, peer: SocketAddr, reason: DenyReason) {
-    let snapshot = ctx.snapshots.load();
-    let mut record = ctx.record(listener, peer);
-    ctx.identify(&snapshot, peer, &Presented::SourceAddress, &mut record);
-    record.deny(reason);
 }
 
 async fn forward(
     ctx: &Context,
     req: Request<Incoming>,
     peer: SocketAddr,
-    listener: &'static str,
+    listener: Listener,
+    tenant: &Tenant,
     default_port: u16,
 ) -> Response<Body> {
     let snapshot = ctx.snapshots.load();
-    let mut record = ctx.record(listener, peer);
-    let tenant = ctx.identify(&snapshot, peer, &Presented::SourceAddress, &mut record);
-    let target = match request_target(&req, default_port) {
-        Ok(target) => target,
-        Err(status) => return deny(&mut record, status, DenyReason::MalformedRequest),
+    let mut record = ctx.record(listener, peer, tenant);
+    let ask = Ask::Request {
+        head: request_head(&req),
+        default_port,
     };
-    record.target(&target);
-    let Some(namespace) = tenant else {
-        return deny(&mut record, 403, DenyReason::UnknownTenant);
-    };
+    let plan = plan::plan(&snapshot, tenant, listener, &ask);
+    record.plan(&plan);
+    if let Some((reason, _)) = plan.refusal() {
+        return deny(reason);
+    }
     let Outbound {
         permit: admitted,
         upstream,
-        ..
-    } = match ctx.open(&snapshot, &namespace, &target, &mut record).await {
+    } = match ctx.open(&snapshot, &plan, tenant, &mut record).await {
         Ok(outbound) => outbound,
-        Err(reason) => return deny(&mut record, reason.http_status(), reason),
+        Err(reason) => return deny(reason),
     };
-
+    let host = plan.host_header.clone().unwrap_or_default();
+    drop(plan);
     let counts = Arc::new(ByteCounts::default());
     let io = TokioIo::new(Counted::new(upstream, counts.clone()));
     let (mut sender, connection) = match hyper::client::conn::http1::handshake(io).await {
         Ok(pair) => pair,
-        Err(_) => return deny(&mut record, 502, DenyReason::UpstreamUnreachable),
+        Err(_) => {
+            record.deny(DenyReason::UpstreamUnreachable);
+            return deny(DenyReason::UpstreamUnreachable);
+        }
     };
     // The upstream connection lives until the response body is done; the record is written then.
-    tokio::spawn(async move {
+    ctx.tasks.spawn(async move {
         let _ = connection.await;
         record.progress(Transferred {
             egress: counts.written.load(Ordering::Relaxed),
@@ -154,7 +148,7 @@ async fn forward(
         });
         drop(admitted);
     });
-    match sender.send_request(upstream_request(req, &target)).await {
+    match sender.send_request(upstream_request(req, &host)).await {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
@@ -164,50 +158,20 @@ async fn forward(
     }
 }
 
-/// Host and port from an absolute URI, else the Host header; smuggling shapes are refused.
-fn request_target(req: &Request<Incoming>, default_port: u16) -> Result<Target, u16> {
+/// What the planner needs from a request hyper parsed.
+pub(super) fn request_head<B>(req: &Request<B>) -> RequestHead<'_> {
     let headers = req.headers();
-    if headers.contains_key(header::TRANSFER_ENCODING)
-        && headers.contains_key(header::CONTENT_LENGTH)
-    {
-        return Err(400);
-    }
-    if headers.get_all(header::HOST).iter().count() > 1 {
-        return Err(400);
-    }
-    if let Some(scheme) = req.uri().scheme_str() {
-        if !scheme.eq_ignore_ascii_case("http") {
-            return Err(400);
-        }
-    }
-    let authority = match req.uri().authority() {
-        Some(authority) => authority.as_str().to_owned(),
-        None => headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .ok_or(400u16)?
-            .to_owned(),
-    };
-    if authority.contains('@') {
-        return Err(400);
-    }
-    let with_port = if has_port(&authority) {
-        authority
-    } else {
-        format!("{authority}:{default_port}")
-    };
-    parse_authority(&with_port).map_err(|_| 400)
-}
-
-fn has_port(authority: &str) -> bool {
-    match authority.strip_prefix('[') {
-        Some(v6) => v6.contains("]:"),
-        None => authority.contains(':'),
+    RequestHead {
+        scheme: req.uri().scheme_str(),
+        authority: req.uri().authority().map(|a| a.as_str()),
+        host: headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+        host_count: headers.get_all(header::HOST).iter().count(),
     }
 }
 
-/// The request as the upstream sees it: origin-form URI, hop-by-hop headers removed.
-fn upstream_request(req: Request<Incoming>, target: &Target) -> Request<Incoming> {
+/// The request as the upstream sees it: origin-form URI, hop-by-hop headers removed, `Host`
+/// set to `host` (the decided authority, or left alone when empty).
+pub(super) fn upstream_request(req: Request<Incoming>, host: &str) -> Request<Incoming> {
     let (mut parts, body) = req.into_parts();
     let path = parts
         .uri
@@ -218,15 +182,15 @@ fn upstream_request(req: Request<Incoming>, target: &Target) -> Request<Incoming
         .parse::<Uri>()
         .unwrap_or_else(|_| Uri::from_static("/"));
     strip_hop_by_hop(&mut parts.headers);
-    if !parts.headers.contains_key(header::HOST) {
-        if let Ok(host) = HeaderValue::from_str(&target.to_string()) {
+    if let Ok(host) = HeaderValue::from_str(host) {
+        if !host.is_empty() {
             parts.headers.insert(header::HOST, host);
         }
     }
     Request::from_parts(parts, body)
 }
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -242,18 +206,26 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn deny(record: &mut ConnectionRecord, status: u16, reason: DenyReason) -> Response<Body> {
-    record.deny(reason);
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+/// The answer to a refused request. A malformed request, or one from an unknown tenant, also
+/// closes the connection: nothing after a smuggling shape is read as a request.
+pub(super) fn deny(reason: DenyReason) -> Response<Body> {
+    let status = StatusCode::from_u16(reason.http_status()).unwrap_or(StatusCode::FORBIDDEN);
     let mut response = plain(status, format!("egress-gateway: denied: {reason}\n"));
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         "x-egress-deny-reason",
         HeaderValue::from_static(reason.as_str()),
     );
+    if matches!(
+        reason,
+        DenyReason::MalformedRequest | DenyReason::UnknownTenant | DenyReason::HostMismatch
+    ) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 
-fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+pub(super) fn plain(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(Either::Right(Full::new(body.into())));
     *response.status_mut() = status;
     response

@@ -1,8 +1,14 @@
 //! The HTTP/2 CONNECT front end (RFC 9113 §8.5) on the mTLS listener: many tunnels multiplexed on
-//! one connection, each stream identified by the connection's certificate and decided on its
-//! own. A denied stream gets its `403` while sibling streams keep flowing.
+//! one connection, every stream planned on its own with the tenant the connection's certificate
+//! named. A denied stream gets its answer while sibling streams keep flowing.
+//!
+//! The connection holds one slot of its tenant for its life (each tunnel takes one more), must
+//! open its first stream within `timeouts.sniff`, is closed after `timeouts.idle` without open
+//! streams, and gets GOAWAY when draining starts: streams already open finish, new ones are
+//! refused.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -10,42 +16,115 @@ use h2::server::SendResponse;
 use h2::RecvStream;
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use super::answer::Alert;
-use super::connect::{check_sni, needs_sni_check};
+use super::connect::tunnel;
 use super::h2_stream::H2Stream;
 use super::{Context, Outbound};
 use crate::account::ConnectionRecord;
-use crate::decide::{DenyReason, Verdict};
-use crate::identify::Presented;
+use crate::decide::DenyReason;
+use crate::plan::{self, Ask, Listener, Tenant};
 use crate::sniff::connect_head::parse_authority;
 
 /// Per-stream receive window: enough for a fast bulk tunnel, small enough to bound memory.
 const STREAM_WINDOW: u32 = 1024 * 1024;
 /// Connection receive window, shared by all streams.
 const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+/// The limiter bucket of connections whose certificate names no tenant.
+const NO_TENANT: &str = "";
 
-/// Serves HTTP/2 CONNECT streams on `io` until the client goes away.
-pub async fn serve<S>(ctx: Arc<Context>, io: S, peer: SocketAddr, presented: Presented)
+/// Open streams of one connection, so the connection knows when it has gone idle.
+#[derive(Default)]
+struct OpenStreams {
+    count: AtomicUsize,
+    ended: Notify,
+}
+
+/// Decrements the open-stream count when a stream's task ends, however it ends.
+struct StreamGuard(Arc<OpenStreams>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.ended.notify_one();
+    }
+}
+
+/// Serves HTTP/2 CONNECT streams of `tenant` on `io` until the client goes away, the connection
+/// idles out, or the drain ends it.
+pub async fn serve<S>(ctx: Arc<Context>, io: S, peer: SocketAddr, tenant: Tenant)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let max_streams = ctx.snapshots.load().limits.max_streams_per_connection;
+    let snapshot = ctx.snapshots.load();
+    let (max_streams, first_stream, idle) = (
+        snapshot.limits.max_streams_per_connection,
+        snapshot.timeouts.sniff,
+        snapshot.timeouts.idle,
+    );
+    let bucket = tenant.namespace().map_or(NO_TENANT, |ns| ns.as_str());
+    let limit = snapshot.connection_limit(bucket);
+    drop(snapshot);
+    let Some(_connection_slot) = ctx.limiter.try_acquire(bucket, limit) else {
+        ctx.record(Listener::ConnectTls, peer, &tenant)
+            .deny(DenyReason::TenantConnectionLimit);
+        return;
+    };
+    let started = Instant::now();
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(max_streams)
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake::<_, Bytes>(io);
-    let Ok(mut connection) = handshake.await else {
+    let Ok(Ok(mut connection)) = tokio::time::timeout(first_stream, handshake).await else {
         return;
     };
-    while let Some(accepted) = connection.accept().await {
-        let Ok((request, respond)) = accepted else {
+    let open = Arc::new(OpenStreams::default());
+    let mut idle_since = Some(started);
+    let mut any_stream = false;
+    let mut closing = false;
+    loop {
+        let deadline = idle_since.map(|since| since + if any_stream { idle } else { first_stream });
+        let accepted = tokio::select! {
+            accepted = connection.accept() => accepted,
+            _ = ctx.draining.cancelled(), if !closing => {
+                closing = true;
+                connection.graceful_shutdown();
+                continue;
+            }
+            _ = sleep_until(deadline), if !closing => {
+                closing = true;
+                connection.graceful_shutdown();
+                continue;
+            }
+            _ = open.ended.notified() => {
+                if open.count.load(Ordering::Acquire) == 0 {
+                    idle_since = Some(Instant::now());
+                }
+                continue;
+            }
+        };
+        let Some(Ok((request, respond))) = accepted else {
             break;
         };
-        let ctx = ctx.clone();
-        let presented = presented.clone();
-        tokio::spawn(async move { stream(&ctx, request, respond, peer, &presented).await });
+        idle_since = None;
+        any_stream = true;
+        open.count.fetch_add(1, Ordering::AcqRel);
+        let guard = StreamGuard(open.clone());
+        let (ctx_stream, tenant) = (ctx.clone(), tenant.clone());
+        ctx.tasks.spawn(async move {
+            stream(&ctx_stream, request, respond, peer, &tenant).await;
+            drop(guard);
+        });
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -54,11 +133,15 @@ async fn stream(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
     peer: SocketAddr,
-    presented: &Presented,
+    tenant: &Tenant,
 ) {
     let snapshot = ctx.snapshots.load();
-    let mut record = ctx.record("connect_tls", peer);
-    if request.method() != Method::CONNECT {
+    let mut record = ctx.record(Listener::ConnectTls, peer, tenant);
+    // Extended CONNECT (RFC 8441) carries :protocol, :scheme and :path; plain CONNECT none.
+    let plain_connect = request.method() == Method::CONNECT
+        && request.uri().scheme().is_none()
+        && request.uri().path_and_query().is_none();
+    if !plain_connect {
         record.deny(DenyReason::MalformedRequest);
         return answer(&mut respond, StatusCode::METHOD_NOT_ALLOWED, None);
     }
@@ -71,37 +154,37 @@ async fn stream(
             Some(DenyReason::MalformedRequest),
         );
     };
-    record.target(&target);
-    let Some(namespace) = ctx.identify(&snapshot, peer, presented, &mut record) else {
-        return deny(&mut respond, &mut record, DenyReason::UnknownTenant);
-    };
+    let plan = plan::plan(
+        &snapshot,
+        tenant,
+        Listener::ConnectTls,
+        &Ask::Connect(&target),
+    );
+    record.plan(&plan);
+    if let Some((reason, _)) = plan.refusal() {
+        return deny(&mut respond, &mut record, reason);
+    }
     let Outbound {
         permit: _permit,
-        decision,
         upstream,
-    } = match ctx.open(&snapshot, &namespace, &target, &mut record).await {
+    } = match ctx.open(&snapshot, &plan, tenant, &mut record).await {
         Ok(outbound) => outbound,
         Err(reason) => return deny(&mut respond, &mut record, reason),
     };
     let Ok(send) = respond.send_response(Response::new(()), false) else {
         return;
     };
-    let mut tunnel = H2Stream::new(request.into_body(), send);
-    let mut early = BytesMut::new();
-    if needs_sni_check(&snapshot, &decision, &target) {
-        if let Err(reason) =
-            check_sni(&mut tunnel, &mut early, &snapshot, &target, &mut record).await
-        {
-            let verdict = Verdict::deny_in(reason, decision.mode);
-            record.verdict(verdict);
-            if !verdict.lets_through() {
-                super::answer::send_alert(&mut tunnel, Alert::for_reason(reason)).await;
-                return;
-            }
-        }
-    }
-    ctx.splice(&snapshot, tunnel, upstream, early, &mut record)
-        .await;
+    let client = H2Stream::new(request.into_body(), send);
+    tunnel(
+        ctx,
+        &snapshot,
+        &plan,
+        client,
+        upstream,
+        BytesMut::new(),
+        record,
+    )
+    .await;
 }
 
 fn deny(respond: &mut SendResponse<Bytes>, record: &mut ConnectionRecord, reason: DenyReason) {

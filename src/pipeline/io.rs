@@ -1,16 +1,13 @@
-//! Small stream adapters the front ends need: replaying bytes already read, counting bytes, and
-//! holding request heads back until their framing is checked.
+//! Small stream adapters the front ends need: replaying bytes already read and counting bytes.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-use crate::sniff::http_framing::{Advance, RequestFraming};
 
 /// Writes go straight to the wrapped stream: these adapters only change what is read.
 macro_rules! write_through {
@@ -126,90 +123,3 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
-
-/// A tenant stream whose request heads are checked before the HTTP server reads them: bytes are
-/// released only as far as [`RequestFraming`] has followed the framing, and a head with
-/// conflicting framing ends the stream there (the server sees a clean end, the caller answers 400).
-pub struct FramingGuard<T> {
-    inner: T,
-    framing: RequestFraming,
-    pending: BytesMut,
-    releasable: usize,
-    refused: bool,
-    eof: bool,
-}
-
-impl<T> FramingGuard<T> {
-    /// Guards `inner`; heads longer than `max_head` are left to the server to refuse.
-    pub fn new(inner: T, max_head: usize) -> Self {
-        Self {
-            inner,
-            framing: RequestFraming::new(max_head),
-            pending: BytesMut::new(),
-            releasable: 0,
-            refused: false,
-            eof: false,
-        }
-    }
-
-    /// Whether a request was refused for conflicting framing.
-    pub fn refused(&self) -> bool {
-        self.refused
-    }
-
-    /// The guarded stream, to answer on after the server is done.
-    pub fn into_inner(self) -> T {
-        self.inner
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for FramingGuard<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        loop {
-            if this.releasable > 0 {
-                let n = this.releasable.min(buf.remaining());
-                buf.put_slice(&this.pending[..n]);
-                this.pending.advance(n);
-                this.releasable -= n;
-                return Poll::Ready(Ok(()));
-            }
-            if this.refused {
-                return Poll::Ready(Ok(()));
-            }
-            if this.eof {
-                // An unfinished head at EOF goes to the server, which reports it.
-                this.releasable = this.pending.len();
-                if this.releasable == 0 {
-                    return Poll::Ready(Ok(()));
-                }
-                continue;
-            }
-            match this.framing.advance(&this.pending) {
-                Advance::Release(n) => {
-                    this.releasable = n;
-                    continue;
-                }
-                Advance::Refuse => {
-                    this.refused = true;
-                    continue;
-                }
-                Advance::NeedMore => {}
-            }
-            let mut chunk = [0u8; 8192];
-            let mut read = ReadBuf::new(&mut chunk);
-            ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
-            if read.filled().is_empty() {
-                this.eof = true;
-            } else {
-                this.pending.extend_from_slice(read.filled());
-            }
-        }
-    }
-}
-
-write_through!(FramingGuard);

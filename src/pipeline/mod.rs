@@ -1,7 +1,7 @@
-//! The only sequencer of a connection's steps: identify → sniff → decide → dial → splice →
-//! account. Each front end (CONNECT, SNI, ...) has its function here; the steps themselves live in
-//! their own modules and return typed results, and only this module turns those into answers,
-//! records and metrics.
+//! The front ends: each reads what arrived, asks the planner (`crate::plan`) for the plan, does
+//! the I/O the plan says (answer, admit, dial, check the tunnel's first bytes, splice) and records
+//! the outcome once. None of them decides, identifies a tenant or checks an SNI itself: the
+//! tenant arrives from the accept step, every verdict from the plan.
 
 pub mod answer;
 pub mod connect;
@@ -10,6 +10,7 @@ pub mod h2;
 pub mod h2_stream;
 pub mod io;
 pub mod sni;
+pub mod tunnel_http;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +20,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::account::{Accounting, ConnectionRecord};
-use crate::decide::{DenyReason, Verdict};
-use crate::dial::{Dialed, Dialer};
-use crate::identify::{spiffe_namespace, Presented};
+use crate::decide::DenyReason;
+use crate::dial::Dialer;
 use crate::limit::{Permit, TenantLimiter};
-use crate::names::{Namespace, Target};
+use crate::plan::{Listener, Plan, Tenant};
 use crate::snapshot::{Snapshot, SnapshotCell};
+use crate::sniff::hello_reader::{self, HelloSummary, SniffError};
 use crate::splice::{self, SpliceEnd, SpliceOptions};
 
 /// How often a long tunnel's byte counters are pushed to metrics.
@@ -40,142 +42,104 @@ pub struct Context {
     pub dialer: Dialer,
     /// Per-tenant connection counters.
     pub limiter: TenantLimiter,
+    /// Cancelled when draining starts: connections finish what they carry and take no new
+    /// requests or streams (HTTP/2 GOAWAY, `Connection: close`).
+    pub draining: CancellationToken,
     /// Cancelled when the drain deadline passes: open tunnels are closed.
     pub hard_stop: CancellationToken,
+    /// Every task a connection spawns (streams, forwarded requests), so the drain waits for them.
+    pub tasks: TaskTracker,
     /// Metric handles and the access log.
     pub accounting: Arc<Accounting>,
 }
 
-/// A connection the policy let out: its slot, the decision, and the connected upstream.
-pub struct Outbound<'s> {
+/// A connection the plan let out: its slot and the connected upstream.
+pub struct Outbound {
     /// Holds the tenant's connection slot until dropped.
     pub permit: Permit,
-    /// The allow (or audit) decision, with the entry and port that allowed it.
-    pub decision: crate::decide::Decision<'s>,
     /// The upstream connection.
     pub upstream: TcpStream,
 }
 
+/// Why a tunnel's ClientHello could not be read.
+pub struct HelloFailure {
+    /// The reason it is recorded with.
+    pub reason: DenyReason,
+    /// Whether the client sent bytes that deserve an alert (it spoke, but not TLS).
+    pub alert: bool,
+}
+
 impl Context {
-    /// Starts the record of a connection accepted on `listener` from `peer`.
-    pub fn record(&self, listener: &'static str, peer: std::net::SocketAddr) -> ConnectionRecord {
-        ConnectionRecord::new(self.accounting.clone(), listener, peer)
+    /// Starts the record of a connection, request or stream of `tenant` on `listener`.
+    pub fn record(
+        &self,
+        listener: Listener,
+        peer: std::net::SocketAddr,
+        tenant: &Tenant,
+    ) -> ConnectionRecord {
+        ConnectionRecord::new(self.accounting.clone(), listener, peer, tenant)
     }
 
-    /// Names the tenant from what the connection presented; records it (or the identity that
-    /// named no tenant).
-    pub fn identify(
+    /// Does what an allowing plan says: takes the tenant's slot, then dials the plan's targets.
+    /// `Err` is the reason to refuse the tenant with (already recorded).
+    pub async fn open(
         &self,
         snapshot: &Snapshot,
-        peer: std::net::SocketAddr,
-        presented: &Presented,
+        plan: &Plan<'_>,
+        tenant: &Tenant,
         record: &mut ConnectionRecord,
-    ) -> Option<Namespace> {
-        match presented {
-            Presented::SourceAddress => {
-                let namespace = snapshot.tenants.namespace_of(peer.ip()).cloned()?;
-                record.tenant(&namespace, None);
-                Some(namespace)
-            }
-            Presented::Certificate { spiffe } => {
-                let Some(spiffe) = spiffe else {
-                    record.identity("no-spiffe-id");
-                    return None;
-                };
-                record.identity(spiffe);
-                let namespace = spiffe_namespace(spiffe, &snapshot.trust_domain)?;
-                record.tenant(&namespace, Some(spiffe));
-                Some(namespace)
-            }
-        }
-    }
-
-    /// Admits, decides and dials, in that order — the steps every front end runs once it knows
-    /// the tenant and the target. `Err` is the reason to answer the tenant with.
-    pub async fn open<'s>(
-        &self,
-        snapshot: &'s Snapshot,
-        namespace: &Namespace,
-        target: &Target,
-        record: &mut ConnectionRecord,
-    ) -> Result<Outbound<'s>, DenyReason> {
-        let permit = self.admit(snapshot, namespace, record)?;
-        let decision = self.decide(snapshot, namespace, target, record)?;
+    ) -> Result<Outbound, DenyReason> {
+        let namespace = tenant.namespace().map_or("", |ns| ns.as_str());
+        let Some(permit) = self.limiter.try_acquire(namespace, plan.connection_limit) else {
+            record.deny(DenyReason::TenantConnectionLimit);
+            return Err(DenyReason::TenantConnectionLimit);
+        };
+        let started = Instant::now();
         // Resolver and connect state is only needed until the upstream answers; boxed, it is
         // freed then instead of staying in the connection's task for the tunnel's whole life.
-        let upstream = Box::pin(self.dial(snapshot, &decision, target, record))
-            .await?
-            .stream;
-        Ok(Outbound {
-            permit,
-            decision,
-            upstream,
-        })
-    }
-
-    /// Takes a connection slot for `namespace`, or records `tenant_connection_limit`.
-    pub fn admit(
-        &self,
-        snapshot: &Snapshot,
-        namespace: &Namespace,
-        record: &mut ConnectionRecord,
-    ) -> Result<Permit, DenyReason> {
-        let limit = snapshot.connection_limit(namespace.as_str());
-        match self.limiter.try_acquire(namespace.as_str(), limit) {
-            Some(permit) => Ok(permit),
-            None => {
-                record.deny(DenyReason::TenantConnectionLimit);
-                Err(DenyReason::TenantConnectionLimit)
-            }
-        }
-    }
-
-    /// Decides `target` for `namespace`; records the verdict and entry. `Err` carries the reason
-    /// when the connection must not go out.
-    pub fn decide<'s>(
-        &self,
-        snapshot: &'s Snapshot,
-        namespace: &Namespace,
-        target: &Target,
-        record: &mut ConnectionRecord,
-    ) -> Result<crate::decide::Decision<'s>, DenyReason> {
-        let decision = snapshot.policy.decide(namespace.as_str(), target);
-        record.verdict(decision.verdict);
-        if let Some(rule) = decision.rule {
-            record.service_entry(&rule.label);
-        }
-        match decision.verdict {
-            Verdict::Deny(reason) => Err(reason),
-            _ => Ok(decision),
-        }
-    }
-
-    /// Dials the decision's targets; records the upstream or the failure.
-    pub async fn dial(
-        &self,
-        snapshot: &Snapshot,
-        decision: &crate::decide::Decision<'_>,
-        target: &Target,
-        record: &mut ConnectionRecord,
-    ) -> Result<Dialed, DenyReason> {
-        let started = Instant::now();
-        let result = self
-            .dialer
-            .dial(
-                decision.dial_targets(target),
-                &snapshot.guard,
-                snapshot.timeouts.connect,
-            )
-            .await;
-        match result {
+        let dialed = Box::pin(self.dialer.dial(
+            plan.dial_targets(),
+            &snapshot.guard,
+            snapshot.timeouts.connect,
+        ))
+        .await;
+        match dialed {
             Ok(dialed) => {
                 record.connected(dialed.addr, started.elapsed());
-                Ok(dialed)
+                Ok(Outbound {
+                    permit,
+                    upstream: dialed.stream,
+                })
             }
             Err(err) => {
-                tracing::debug!(%target, error = %err, "upstream dial failed");
+                tracing::debug!(target = ?plan.target, error = %err, "upstream dial failed");
                 record.deny(err.reason());
                 Err(err.reason())
+            }
+        }
+    }
+
+    /// Reads a ClientHello into `buf` (kept for replay) within `timeouts.sniff` and
+    /// `limits.max_client_hello_bytes`; records its SNI.
+    pub async fn read_hello<S: AsyncRead + Unpin>(
+        &self,
+        client: &mut S,
+        buf: &mut BytesMut,
+        snapshot: &Snapshot,
+        record: &mut ConnectionRecord,
+    ) -> Result<HelloSummary, HelloFailure> {
+        let reading =
+            hello_reader::read_client_hello(client, buf, snapshot.limits.max_client_hello_bytes);
+        let failure = |reason, alert| HelloFailure { reason, alert };
+        match tokio::time::timeout(snapshot.timeouts.sniff, reading).await {
+            Err(_) => Err(failure(DenyReason::SniffTimeout, false)),
+            Ok(Err(SniffError::Closed | SniffError::Io(_))) => {
+                Err(failure(DenyReason::MalformedRequest, false))
+            }
+            Ok(Err(SniffError::Refused(_))) => Err(failure(DenyReason::MalformedRequest, true)),
+            Ok(Ok(hello)) => {
+                record.sni(hello.server_name.as_deref(), hello.ech);
+                Ok(hello)
             }
         }
     }

@@ -4,5 +4,4 @@
 pub mod client_hello;
 pub mod connect_head;
 pub mod hello_reader;
-pub mod http_framing;
 pub mod original_dst;
