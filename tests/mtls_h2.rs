@@ -1,6 +1,7 @@
 //! The mTLS listener's HTTP/2 CONNECT: many streams on one connection with per-stream decisions,
-//! flow control that keeps a slow upstream from stalling its siblings, and the namespace limit
-//! counted in streams. The shared test world is in tests/common/mtls.rs.
+//! flow control that keeps a slow upstream from stalling its siblings, the namespace limit
+//! counted in streams, and the drain (GOAWAY: no new tunnel, open ones finish). The shared test
+//! world is in tests/common/mtls.rs.
 
 mod common;
 
@@ -163,5 +164,61 @@ async fn the_namespace_limit_counts_streams() {
     assert_eq!(
         fourth.headers()["x-egress-deny-reason"],
         "tenant_connection_limit"
+    );
+}
+
+/// Drain on HTTP/2: after SIGTERM the client gets GOAWAY and cannot open another tunnel on its
+/// connection, while the tunnel it already has keeps flowing until it ends; then the process
+/// exits 0 without waiting for the drain deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn drain_refuses_new_h2_streams_while_open_tunnels_finish() {
+    let echo = common::echo_server().await;
+    let world = world("timeouts: {drain: 10s}\n");
+    tcp_entry(&world, "echo", "echo.test", 7000, echo);
+    let mut gateway = Gateway::start(&world.config);
+    let mut send = h2_client(&gateway, &world, APP1_ID).await;
+    let (response, mut open) = h2_connect(&mut send, "echo.test:7000").await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    open.send_data(Bytes::from_static(b"before"), false)
+        .expect("send");
+    assert_eq!(read_exactly(&mut body, 6).await, b"before");
+
+    let signalled = Instant::now();
+    gateway.signal("TERM");
+    let deadline = Instant::now() + WAIT;
+    while !matches!(gateway.try_admin_get("/readyz"), Some((503, _))) {
+        assert!(Instant::now() < deadline, "/readyz never turned 503");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let request = http::Request::builder()
+        .method("CONNECT")
+        .uri("echo.test:7000")
+        .body(())
+        .expect("request");
+    let refused = match send.clone().ready().await {
+        Err(err) => err.is_go_away() || err.is_remote(),
+        Ok(mut ready) => match ready.send_request(request, true) {
+            Err(err) => err.is_go_away() || err.is_remote(),
+            Ok((answer, _)) => match tokio::time::timeout(WAIT, answer).await {
+                Ok(Err(err)) => {
+                    err.reason() == Some(h2::Reason::REFUSED_STREAM) || err.is_go_away()
+                }
+                Ok(Ok(response)) => panic!("a new tunnel was answered {}", response.status()),
+                Err(_) => panic!("a new stream got no answer while draining"),
+            },
+        },
+    };
+    assert!(refused, "the new stream was not refused");
+
+    open.send_data(Bytes::from_static(b"during"), true)
+        .expect("the open tunnel still takes data");
+    assert_eq!(read_exactly(&mut body, 6).await, b"during");
+    let code = tokio::task::block_in_place(|| gateway.wait_exit(WAIT));
+    assert_eq!(code, Some(0), "{:#?}", gateway.logs());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "exit waited for the drain deadline"
     );
 }

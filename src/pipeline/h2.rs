@@ -105,9 +105,15 @@ where
                 continue;
             }
         };
-        let Some(Ok((request, respond))) = accepted else {
+        let Some(Ok((request, mut respond))) = accepted else {
             break;
         };
+        if closing {
+            // Opened before the client saw the GOAWAY: refused, so the client may retry it on
+            // another gateway (RFC 9113 §8.7).
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+            continue;
+        }
         idle_since = None;
         any_stream = true;
         open.count.fetch_add(1, Ordering::AcqRel);
