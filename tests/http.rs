@@ -623,3 +623,75 @@ async fn a_second_absolute_form_request_is_decided_on_its_own() {
         Some(2.0)
     );
 }
+
+/// Domain fronting: the absolute-form authority decides and the upstream receives it as `Host`
+/// (RFC 9112 §3.2.2), so a `Host` naming another site behind the same front never reaches it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upstream_host_is_the_decided_authority_not_the_clients_host() {
+    let origin = Origin::start().await;
+    let (gw, _config) = gateway_to(&origin);
+    let mut stream = connect_from(APP1, gw.addr("connect")).await;
+    let answer = exchange(
+        &mut stream,
+        "GET http://web.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let seen = origin.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(header(&seen[0], "host"), Some("web.test"), "{}", seen[0]);
+}
+
+/// Connections that carried absolute-form requests on the `connect` listener leave the
+/// active-connection gauge where it was once they close.
+#[tokio::test(flavor = "multi_thread")]
+async fn absolute_form_connections_leave_the_active_gauge_at_zero() {
+    let origin = Origin::start().await;
+    let (gw, _config) = gateway_to(&origin);
+    for _ in 0..5 {
+        let mut stream = connect_from(APP1, gw.addr("connect")).await;
+        let answer = exchange(
+            &mut stream,
+            "GET http://web.test/ HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert!(closed(&mut stream).await);
+    }
+    gw.wait_access_logs(5, |v| log_is(v, "connect", "web.test", "allow"));
+    let labels = [("namespace", "app1"), ("listener", "connect")];
+    gw.wait_metric("egress_active_connections", &labels, |v| v == 0.0);
+}
+
+/// SPEC: HTTP ports get Host checks, inside CONNECT tunnels too. A request in a tunnel to
+/// `web.test:80` that names another host is refused `403 host_mismatch` in the tunnel, the
+/// tunnel closes, and the origin never sees it; one naming the tunnel's host goes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_in_a_tunnel_to_an_http_port_must_name_the_tunnels_host() {
+    let origin = Origin::start().await;
+    let (gw, _config) = gateway_to(&origin);
+
+    let mut tunnel = open_tunnel(APP1, gw.addr("connect"), "web.test:80").await;
+    let allowed = exchange(&mut tunnel, &get("web.test")).await;
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    let fronted = exchange(&mut tunnel, &get("evil.test")).await;
+    assert_eq!(fronted.status, 403, "{fronted:?}");
+    assert_eq!(
+        header(&fronted.head, "x-egress-deny-reason"),
+        Some("host_mismatch")
+    );
+    assert!(
+        closed(&mut tunnel).await,
+        "the tunnel closes after a refusal"
+    );
+    let seen = origin.requests();
+    assert_eq!(seen.len(), 1, "only the allowed request arrived: {seen:?}");
+
+    let line = gw.wait_access_log(|v| v["reason"] == "host_mismatch");
+    assert_eq!(line["listener"], "connect", "{line}");
+    assert_eq!(line["namespace"], "app1", "{line}");
+    assert_eq!(
+        gw.connections_on("connect", "app1", "deny", "host_mismatch"),
+        Some(1.0)
+    );
+}

@@ -409,3 +409,75 @@ async fn rotated_certificates_take_effect_without_restart() {
         .expect("handshake after broken rotation");
     assert_eq!(still.as_ref(), certs(&rotated.cert)[0].as_ref());
 }
+
+/// A plain HTTP origin on 127.0.0.1 that answers every request `200 ok`.
+async fn ok_origin() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Absolute-form requests on `connect_tls` are judged by the certificate, never by the source
+/// address: with 127.0.0.1 mapped to app1 in `identity.sources`, app2's certificate from there
+/// gets app2's allowlist, and app1's certificate gets app1's.
+#[tokio::test(flavor = "multi_thread")]
+async fn absolute_form_over_mtls_is_judged_by_the_certificate_not_the_source() {
+    let origin = ok_origin().await;
+    let ca = Ca::new("tenant-ca");
+    let server = ca.server(&["127.0.0.1", "gateway.test"]);
+    let config = common::ConfigDir::new(
+        "listeners:\n  connect_tls: {address: \"127.0.0.1:0\"}\nadmin: {address: \"127.0.0.1:0\"}\ntls: {cert: certs/gw.pem, key: certs/gw-key.pem, client_ca: certs/ca.pem}\nidentity:\n  trust_domain: cluster.local\n  sources:\n    - {cidr: \"127.0.0.1/32\", namespace: app1}\n",
+    );
+    let certs_dir = config.path().join("certs");
+    std::fs::create_dir_all(&certs_dir).expect("mkdir");
+    write(&certs_dir, "gw.pem", &server.cert);
+    write(&certs_dir, "gw-key.pem", &server.key);
+    write(&certs_dir, "ca.pem", &ca.pem);
+    config.entry(
+        "app1/web.yaml",
+        &common::static_entry("web", "web.test", 80, "HTTP", origin),
+    );
+    let gateway = Gateway::start(&config);
+
+    for (id, expected) in [(APP2_ID, "HTTP/1.1 403"), (APP1_ID, "HTTP/1.1 200")] {
+        let cert = ca.client(Some(id), &[], false);
+        let mut tls = tls_connect(&gateway, &ca.pem, Some(&cert), &[b"http/1.1"])
+            .await
+            .expect("handshake");
+        tls.write_all(b"GET http://web.test/ HTTP/1.1\r\nHost: web.test\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = vec![0u8; expected.len()];
+        tokio::time::timeout(WAIT, tls.read_exact(&mut answer))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        assert_eq!(String::from_utf8_lossy(&answer), expected, "{id}");
+    }
+    let denied = gateway.wait_access_log(|l| l["decision"] == "deny");
+    assert_eq!(denied["namespace"], "app2", "{denied}");
+    assert_eq!(denied["identity"], APP2_ID, "{denied}");
+    assert_eq!(denied["reason"], "not_allowlisted", "{denied}");
+    let allowed = gateway.wait_access_log(|l| l["decision"] == "allow");
+    assert_eq!(allowed["namespace"], "app1", "{allowed}");
+    assert_eq!(allowed["identity"], APP1_ID, "{allowed}");
+}
