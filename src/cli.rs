@@ -11,10 +11,11 @@ use crate::config::LoadedConfig;
 use std::net::IpAddr;
 
 use crate::config::gateway::Mode;
-use crate::decide::{DenyReason, DialTarget, Verdict};
-use crate::identify::Presented;
 use crate::names::{Host, Namespace, Target};
-use crate::plan::{self, Ask, Listener, Obligation, Plan, RequestHead, Tenant};
+use crate::plan::{
+    self, Ask, DenyReason, DialTarget, Listener, Obligation, Plan, Presented, RequestHead, Tenant,
+    Verdict,
+};
 use crate::snapshot::Snapshot;
 use crate::sniff::hello_reader::HelloSummary;
 

@@ -12,9 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::account::metrics;
-use crate::identify::Presented;
 use crate::pipeline::{self, Context};
-use crate::plan::{self, Listener, Tenant};
+use crate::plan::{self, Listener, Presented, Tenant};
 use crate::sniff::original_dst::TransparentPort;
 use crate::tls::{handshake_failure_reason, TlsReloader};
 

@@ -2,8 +2,7 @@
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::decide::DenyReason;
-use crate::plan::{Alert, Refusal};
+use crate::plan::{Alert, DenyReason, Refusal};
 
 /// The answer that opens a tunnel.
 pub const TUNNEL_ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection Established\r\n\r\n";

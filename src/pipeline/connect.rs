@@ -13,8 +13,7 @@ use super::answer;
 use super::io::Rewind;
 use super::{forward, tunnel_http, ClientIo, Context, Outbound};
 use crate::account::ConnectionRecord;
-use crate::decide::{DenyReason, Verdict};
-use crate::plan::{self, Alert, Ask, Listener, Obligation, Plan, Tenant};
+use crate::plan::{self, Alert, Ask, DenyReason, Listener, Obligation, Plan, Tenant, Verdict};
 use crate::snapshot::Snapshot;
 use crate::sniff::connect_head::{self, HeadError, ProxyRequest};
 

@@ -22,8 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::io::{ByteCounts, Counted};
 use super::{Context, Outbound};
-use crate::decide::DenyReason;
-use crate::plan::{self, Ask, Listener, RequestHead, Tenant};
+use crate::plan::{self, Ask, DenyReason, Listener, RequestHead, Tenant};
 use crate::splice::Transferred;
 
 /// The body of an answer: the upstream's, or one the gateway wrote.

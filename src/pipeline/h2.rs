@@ -23,8 +23,7 @@ use super::connect::tunnel;
 use super::h2_stream::H2Stream;
 use super::{Context, Outbound};
 use crate::account::ConnectionRecord;
-use crate::decide::DenyReason;
-use crate::plan::{self, Ask, Listener, Tenant};
+use crate::plan::{self, Ask, DenyReason, Listener, Tenant};
 use crate::sniff::connect_head::parse_authority;
 
 /// Per-stream receive window: enough for a fast bulk tunnel, small enough to bound memory.

@@ -23,10 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::account::{Accounting, ConnectionRecord};
-use crate::decide::DenyReason;
 use crate::dial::Dialer;
 use crate::limit::{Permit, TenantLimiter};
-use crate::plan::{Listener, Plan, Tenant};
+use crate::plan::{DenyReason, Listener, Plan, Tenant};
 use crate::snapshot::{Snapshot, SnapshotCell};
 use crate::sniff::hello_reader::{self, HelloSummary, SniffError};
 use crate::splice::{self, SpliceEnd, SpliceOptions};

@@ -19,8 +19,7 @@ use super::forward::{deny, plain, request_head, strip_hop_by_hop, upstream_reque
 use super::io::{ByteCounts, Counted};
 use super::Context;
 use crate::account::ConnectionRecord;
-use crate::decide::Verdict;
-use crate::plan::Plan;
+use crate::plan::{Plan, Verdict};
 use crate::splice::Transferred;
 
 /// Serves the tunnel's requests until either side closes, a request is refused, or the drain

@@ -15,13 +15,17 @@ pub mod tenant;
 #[cfg(test)]
 mod tests;
 
+/// The words of a plan, re-exported so that front ends name only the planner.
+pub use crate::decide::{DenyReason, DialTarget, Verdict};
+/// What a client presented, the planner's input for the tenant.
+pub use crate::identify::Presented;
 pub use answer::{Alert, Refusal};
 pub use listener::Listener;
 pub use request::{RequestHead, RequestTarget};
 pub use tenant::{identify, Tenant};
 
 use crate::config::gateway::Mode;
-use crate::decide::{Decision, DenyReason, DialTarget, Inspection, Verdict};
+use crate::decide::{Decision, Inspection};
 use crate::names::{Host, Hostname, Target};
 use crate::snapshot::Snapshot;
 use crate::sniff::hello_reader::HelloSummary;
