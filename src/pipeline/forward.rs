@@ -5,6 +5,7 @@
 //!
 //! hyper is the only parser of the tenant's bytes: what is decided is exactly what is forwarded,
 //! re-framed by hyper's client. Smuggling shapes are refused with `400` and the connection closed.
+//! An `Upgrade` request the upstream accepts with `101` becomes a spliced tunnel (`upgrade.rs`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::io::{ByteCounts, Counted};
-use super::{Context, Outbound};
+use super::{upgrade, Context, Outbound};
 use crate::plan::{self, Ask, DenyReason, Listener, RequestHead, Tenant};
 use crate::splice::Transferred;
 
@@ -76,7 +77,8 @@ pub async fn serve<I>(
         .timer(TokioTimer::new())
         .header_read_timeout(sniff)
         .max_buf_size(max_head.max(8192))
-        .serve_connection(TokioIo::new(io), service);
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     let mut connection = std::pin::pin!(connection);
     let served = tokio::select! {
         served = connection.as_mut() => served,
@@ -102,8 +104,8 @@ pub async fn serve<I>(
 }
 
 async fn forward(
-    ctx: &Context,
-    req: Request<Incoming>,
+    ctx: &Arc<Context>,
+    mut req: Request<Incoming>,
     peer: SocketAddr,
     listener: Listener,
     tenant: &Tenant,
@@ -120,6 +122,13 @@ async fn forward(
     if let Some((reason, _)) = plan.refusal() {
         return deny(reason);
     }
+    let upgrade = match upgrade::requested(req.headers()) {
+        Ok(upgrade) => upgrade,
+        Err(reason) => {
+            record.deny(reason);
+            return deny(reason);
+        }
+    };
     let Outbound {
         permit: admitted,
         upstream,
@@ -138,22 +147,52 @@ async fn forward(
             return deny(DenyReason::UpstreamUnreachable);
         }
     };
-    // The upstream connection lives until the response body is done; the record is written then.
-    ctx.tasks.spawn(async move {
-        let _ = connection.await;
-        record.progress(Transferred {
-            egress: counts.written.load(Ordering::Relaxed),
-            ingress: counts.read.load(Ordering::Relaxed),
-        });
-        drop(admitted);
-    });
-    match sender.send_request(upstream_request(req, &host)).await {
-        Ok(response) => {
+    let upstream_connection = ctx.tasks.spawn(connection.with_upgrades());
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    let mut request = upstream_request(req, &host);
+    if let Some(upgrade) = &upgrade {
+        upgrade.restore(request.headers_mut());
+    }
+    let http_bytes = move || Transferred {
+        egress: counts.written.load(Ordering::Relaxed),
+        ingress: counts.read.load(Ordering::Relaxed),
+    };
+    let mut response = match sender.send_request(request).await {
+        Ok(response) => response,
+        Err(_) => return plain(StatusCode::BAD_GATEWAY, "egress-gateway: upstream failed\n"),
+    };
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    match (upgrade, client_upgrade) {
+        (Some(upgrade), Some(client)) if switching => {
+            let switch = upgrade::Switch {
+                client,
+                upstream: hyper::upgrade::on(&mut response),
+                record,
+                permit: admitted,
+            };
+            let snapshot = snapshot.clone();
+            let ctx_tunnel = ctx.clone();
+            ctx.tasks.spawn(async move {
+                let _ = upstream_connection.await;
+                upgrade::splice(&ctx_tunnel, &snapshot, switch, http_bytes()).await;
+            });
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            upgrade.restore(&mut parts.headers);
+            Response::from_parts(parts, Either::Left(body))
+        }
+        _ => {
+            // The upstream connection lives until the response body is done; the record is
+            // written then.
+            ctx.tasks.spawn(async move {
+                let _ = upstream_connection.await;
+                record.progress(http_bytes());
+                drop(admitted);
+            });
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             Response::from_parts(parts, Either::Left(body))
         }
-        Err(_) => plain(StatusCode::BAD_GATEWAY, "egress-gateway: upstream failed\n"),
     }
 }
 

@@ -86,6 +86,11 @@ impl<T> Counted<T> {
     pub fn new(inner: T, counts: Arc<ByteCounts>) -> Self {
         Self { inner, counts }
     }
+
+    /// The stream itself, for a splice that counts on its own (an upgraded exchange).
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {

@@ -11,6 +11,7 @@ pub mod h2_stream;
 pub mod io;
 pub mod sni;
 pub mod tunnel_http;
+pub mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;
