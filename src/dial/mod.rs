@@ -1,9 +1,11 @@
 //! Reaching the upstream: resolve, check every address against the deny list, dial exactly the
 //! address that was checked (no second lookup, so DNS rebinding cannot slip past), all within the
-//! connect timeout.
+//! connect timeout. The checked addresses of one destination are raced Happy-Eyeballs style
+//! (`race.rs`).
 //!
 //! Returns a typed outcome; it never records metrics or logs.
 
+pub mod race;
 pub mod resolve;
 
 use std::net::SocketAddr;
@@ -114,15 +116,19 @@ impl Dialer {
                     }
                 }
             };
+            let mut allowed = Vec::with_capacity(candidates.len());
             for (addr, trusted) in candidates {
                 if self.is_self(addr) || (!trusted && guard.is_forbidden(addr.ip())) {
                     forbidden = true;
-                    continue;
+                } else {
+                    allowed.push(addr);
                 }
-                match connect(addr, deadline).await {
-                    Ok(stream) => return Ok(Dialed { stream, addr }),
-                    Err(err) => last_error = Some(err),
-                }
+            }
+            let attempt = move |addr| connect(addr, deadline);
+            match race::race(race::interleave(allowed), race::STAGGER, attempt).await {
+                Ok((stream, addr)) => return Ok(Dialed { stream, addr }),
+                Err(Some(err)) => last_error = Some(err),
+                Err(None) => {}
             }
         }
         Err(match (last_error, forbidden, dns_failure) {

@@ -1,7 +1,8 @@
-//! The destination a redirected connection was originally sent to (`SO_ORIGINAL_DST`, set by an
-//! iptables/nftables REDIRECT or DNAT), so transparent listeners learn the port the pod dialled.
+//! The destination a redirected connection was originally sent to (`SO_ORIGINAL_DST`, or
+//! `IP6T_SO_ORIGINAL_DST` for IPv6, set by an iptables/ip6tables/nftables REDIRECT or DNAT), so
+//! transparent listeners learn the port the pod dialled.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsFd;
 
 use nix::sys::socket::{getsockopt, sockopt};
@@ -36,12 +37,23 @@ impl TransparentPort {
     }
 }
 
-/// The pre-NAT destination of `socket` (`None` without a conntrack entry).
+/// The pre-NAT destination of `socket` (`None` without a conntrack entry). An IPv6 socket has
+/// no IPv4 answer, so it costs a second `getsockopt`; IPv4 sockets stay at one.
 fn original_destination<S: AsFd>(socket: &S) -> Option<SocketAddr> {
-    let raw = getsockopt(socket, sockopt::OriginalDst).ok()?;
-    let ip = Ipv4Addr::from(u32::from_be(raw.sin_addr.s_addr));
-    let port = u16::from_be(raw.sin_port);
-    Some(SocketAddr::V4(SocketAddrV4::new(ip, port)))
+    if let Ok(raw) = getsockopt(socket, sockopt::OriginalDst) {
+        let ip = Ipv4Addr::from(u32::from_be(raw.sin_addr.s_addr));
+        let port = u16::from_be(raw.sin_port);
+        return Some(SocketAddr::V4(SocketAddrV4::new(ip, port)));
+    }
+    let raw = getsockopt(socket, sockopt::Ip6tOriginalDst).ok()?;
+    let ip = Ipv6Addr::from(raw.sin6_addr.s6_addr);
+    let port = u16::from_be(raw.sin6_port);
+    Some(SocketAddr::V6(SocketAddrV6::new(
+        ip,
+        port,
+        raw.sin6_flowinfo,
+        raw.sin6_scope_id,
+    )))
 }
 
 #[cfg(test)]
@@ -59,5 +71,20 @@ mod tests {
             default_port: 443,
         };
         assert_eq!(transparent.destination_port(&accepted), 443);
+    }
+
+    #[test]
+    fn a_direct_ipv6_connection_is_not_redirected() {
+        let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+            panic!("IPv6 loopback is needed for this test");
+        };
+        let local = listener.local_addr().unwrap();
+        let _client = std::net::TcpStream::connect(local).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let transparent = TransparentPort {
+            bound: local,
+            default_port: 80,
+        };
+        assert_eq!(transparent.destination_port(&accepted), 80);
     }
 }
