@@ -131,7 +131,7 @@ fi
 echo "kubernetes-validate: $("$PY" -c 'import kubernetes_validate; print(kubernetes_validate.__version__)') (Kubernetes $K8S_VERSION schemas)"
 
 step "kustomize build"
-KDIRS=(base overlays/dev overlays/prod monitoring guardrails examples/tenant examples/cert-manager)
+KDIRS=(base overlays/dev overlays/prod monitoring guardrails identity examples/tenant examples/cert-manager)
 for d in "${KDIRS[@]}"; do
   out=$WORK/render-${d//\//-}.yaml
   kubectl kustomize "deploy/$d" >"$out" || die "kubectl kustomize deploy/$d"
@@ -140,7 +140,7 @@ done
 
 step "guardrails: CEL of the admission policies against sample objects (cargo test --test guardrails)"
 # A real CEL interpreter (the cel-interpreter crate) evaluates the expressions read from
-# deploy/guardrails and deploy/identity; skipped, and said so, where there is no cargo.
+# deploy/guardrails and deploy/identity (approver-policy); skipped, and said so, where there is no cargo.
 if command -v cargo >/dev/null 2>&1; then
   cargo test --locked --quiet --test guardrails 2>&1 | tail -n 25
   [ "${PIPESTATUS[0]}" -eq 0 ] || die "the guardrails' CEL tests failed"
@@ -203,6 +203,7 @@ CRDS = {
     ("cert-manager.io", "Issuer"): [],
     ("cert-manager.io", "ClusterIssuer"): [],
     ("policy.networking.k8s.io", "AdminNetworkPolicy"): ["priority", "subject"],
+    ("policy.cert-manager.io", "CertificateRequestPolicy"): ["allowed", "selector"],
 }
 print("schema validation (Kubernetes %s):" % k8s)
 counts = {"schema": 0, "crd": 0}
