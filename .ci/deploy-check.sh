@@ -131,11 +131,28 @@ fi
 echo "kubernetes-validate: $("$PY" -c 'import kubernetes_validate; print(kubernetes_validate.__version__)') (Kubernetes $K8S_VERSION schemas)"
 
 step "kustomize build"
-KDIRS=(base overlays/dev overlays/prod monitoring guardrails identity examples/tenant examples/cert-manager)
+KDIRS=(base overlays/dev overlays/prod monitoring guardrails identity examples/tenant examples/cert-manager
+       examples/coredns-cluster-only)
 for d in "${KDIRS[@]}"; do
   out=$WORK/render-${d//\//-}.yaml
   kubectl kustomize "deploy/$d" >"$out" || die "kubectl kustomize deploy/$d"
   printf '%-24s %3d objects\n' "deploy/$d" "$(grep -c '^kind:' "$out")"
+done
+# Components cannot be built on their own: each DNS component is rendered on top of every
+# kustomization that it is meant for, as a throw-away kustomization under $WORK.
+for comp in dns-nodelocal dns-cloud-resolver; do
+  for d in overlays/prod guardrails examples/tenant; do
+    name="components/$comp+$d"
+    dir=$WORK/kustomize-$comp-${d//\//-}
+    mkdir -p "$dir"
+    printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%s]\ncomponents: [%s]\n' \
+      "$(realpath --relative-to="$dir" "deploy/$d")" "$(realpath --relative-to="$dir" "deploy/components/$comp")" \
+      >"$dir/kustomization.yaml"
+    out=$WORK/render-${name//\//-}.yaml
+    kubectl kustomize "$dir" >"$out" || die "kubectl kustomize deploy/$d with components/$comp"
+    printf '%-24s %3d objects\n' "deploy/$name" "$(grep -c '^kind:' "$out")"
+    KDIRS+=("$name")
+  done
 done
 
 step "guardrails: CEL of the admission policies against sample objects (cargo test --test guardrails)"
@@ -412,6 +429,23 @@ if lock:
     if not ns_obj or ns_obj[0]["metadata"].get("labels", {}).get("egress.example.io/tenant") != "true":
         err("tenant example: Namespace not labelled egress.example.io/tenant=true")
     print("  tenant lock-down allows DNS + gateway ports %s" % sorted(PORTS.values()))
+
+# DNS variants: the gateway and the tenants reach their resolver on port 53 and nothing
+# else is opened; the AdminNetworkPolicy allows it before its final Deny.
+def dns_rules(np, cidr):
+    return [r for r in np["spec"]["egress"] if any(t.get("ipBlock", {}).get("cidr") == cidr for t in r.get("to", []))]
+for comp, cidr in (("dns-nodelocal", "169.254.20.10/32"), ("dns-cloud-resolver", "169.254.169.254/32")):
+    for d, np_name in (("overlays/prod", "egress-gateway"), ("examples/tenant", "egress-lockdown")):
+        np = one(rendered["components/%s+%s" % (comp, d)], "NetworkPolicy", np_name)
+        rules = dns_rules(np, cidr) if np else []
+        if len(rules) != 1 or sorted((p["protocol"], p["port"]) for p in rules[0].get("ports", [])) != [("TCP", 53), ("UDP", 53)]:
+            err("components/%s: %s in deploy/%s must reach %s on port 53 only" % (comp, np_name, d, cidr))
+        if np and dns_rules(one(rendered[d], "NetworkPolicy", np_name), cidr):
+            err("deploy/%s already opens %s without components/%s" % (d, cidr, comp))
+    anp = one(rendered["components/%s+guardrails" % comp], "AdminNetworkPolicy", "egress-tenant-lockdown")
+    if anp and anp["spec"]["egress"][-1]["action"] != "Deny":
+        err("components/%s: the AdminNetworkPolicy must still end with its Deny rule" % comp)
+print("  DNS components: gateway and tenant policies reach 169.254.20.10 / 169.254.169.254 on port 53 only")
 
 # ServiceMonitor port name exists on the admin Service.
 sm = one(rendered["monitoring"], "ServiceMonitor", "egress-gateway")
