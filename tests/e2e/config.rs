@@ -19,6 +19,10 @@ identity:
     - {{cidr: "198.51.100.32/28", namespace: app2}}
 dns:
   servers: ["203.0.113.53:53"]
+# The box's "internet" lives in a documentation range, which the built-in deny list refuses in
+# DNS answers like any other not-globally-reachable range: a hole for it, as a lab must punch.
+upstream:
+  allow_cidrs: ["203.0.113.0/24"]
 timeouts: {{connect: {connect}s}}
 "#,
         gw = state("gateway.pem"),
