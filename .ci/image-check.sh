@@ -179,6 +179,20 @@ ready() { [ "$(admin_status /readyz)" = 200 ]; }
 wait_for "/readyz 200" 30 ready
 note "/readyz 200"
 
+# What the kernel says about the gateway process: the pod's security context took effect.
+pid=$(podman_ inspect --format '{{.State.Pid}}' "$NAME")
+uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$pid/status")
+gids=$(awk '/^Gid:/ {print $2, $3, $4, $5}' "/proc/$pid/status")
+caps=$(awk '/^Cap(Prm|Eff|Bnd):/ {print $2}' "/proc/$pid/status" | sort -u)
+nnp=$(awk '/^NoNewPrivs:/ {print $2}' "/proc/$pid/status")
+root_options=$(awk '$5 == "/" {print $6}' "/proc/$pid/mountinfo" | tail -n 1)
+[ "$uids" = "65532 65532 65532 65532" ] || fail "uids $uids, want 65532"
+[ "$gids" = "65532 65532 65532 65532" ] || fail "gids $gids, want 65532"
+[ "$caps" = 0000000000000000 ] || fail "capabilities left: $caps"
+[ "$nnp" = 1 ] || fail "NoNewPrivs $nnp"
+case ",$root_options," in *,ro,*) ;; *) fail "root filesystem mounted $root_options" ;; esac
+note "process: uid/gid 65532, no capabilities, no_new_privs, root filesystem read-only"
+
 # connect_status HOST: the CONNECT answer the tenant gets for HOST:ORIGIN; the origin's body
 # (if any) lands in $work/body and the proxy's response headers in $work/headers.
 connect_status() {
