@@ -10,7 +10,8 @@
 //! tenants:
 //! - PromQL over the TSDB gives each tenant's exact counts and nonzero allowed and denied rates,
 //!   under the TENANT's `namespace` (honor_labels kept it from becoming `exported_namespace`);
-//! - every `expr` of the Grafana dashboard evaluates without error and returns series;
+//! - the dashboard's `$namespace` variable (`label_values`) offers exactly the three tenants,
+//!   and every `expr` of the Grafana dashboard evaluates without error and returns series;
 //! - every rule evaluates without error, and Prometheus's own rule evaluation puts
 //!   `EgressGatewayTenantDenySpike` in state pending (its `for: 10m` is kept: pending is the
 //!   proof that the expression matched) for app1 and app2, not for app3.
@@ -397,6 +398,19 @@ fn prometheus_scrapes_the_gateway_and_evaluates_the_shipped_monitoring() {
         .query("count(egress_connections_total{exported_namespace!=\"\"})")
         .expect("exported_namespace query");
     assert!(exported.is_empty(), "honor_labels lost: {exported:?}");
+    // The dashboard's `$namespace` choices: label_values(egress_connections_total, namespace).
+    let choices = prometheus
+        .api(&format!(
+            "label/namespace/values?{}={}",
+            url_encode("match[]"),
+            url_encode("egress_connections_total")
+        ))
+        .expect("label values");
+    assert_eq!(
+        choices,
+        serde_json::json!(["app1", "app2", "app3"]),
+        "the dashboard would offer these tenants"
+    );
 
     // Every dashboard query evaluates and returns series.
     let dashboard: Value = serde_json::from_str(
