@@ -25,7 +25,7 @@ USER 65532:65532
 # connect, connect_tls, sni, http, admin (the ports deploy/base/config/gateway.yaml uses)
 EXPOSE 3128 3129 8443 8080 9901
 ENTRYPOINT ["/egress-gateway"]
-CMD ["run", "--config", "/etc/egress-gateway"]
+CMD ["run","--config","/etc/egress-gateway"]
 
 # A binary built outside (path relative to the build context; .dockerignore lets
 # target/*/release/egress-gateway through).
