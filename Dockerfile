@@ -1,5 +1,6 @@
-# syntax=docker/dockerfile:1
 # egress-gateway container image: one static binary in an empty (`scratch`) image.
+# No `# syntax=` line: it would make BuildKit fetch a frontend image even for the offline
+# `prebuilt` build, and its built-in frontend (Docker >= 23) already has `RUN --mount`.
 #
 # From source (the default, last stage), with any Rust image as the builder:
 #   docker build -t egress-gateway .
