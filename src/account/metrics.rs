@@ -36,6 +36,8 @@ pub const CONFIG_LAST_SUCCESS: &str = "egress_config_last_reload_success_timesta
 pub const SERVICE_ENTRIES: &str = "egress_service_entries";
 /// Tunnels asked of a parent proxy, by parent and outcome.
 pub const PARENT_CONNECTS: &str = "egress_parent_connects_total";
+/// Access-log lines dropped because stdout did not take them and the buffer was full.
+pub const ACCESS_LOG_DROPPED: &str = "egress_access_log_dropped_total";
 /// Build information.
 pub const BUILD_INFO: &str = "egress_build_info";
 
@@ -68,6 +70,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     for result in ["success", "failure"] {
         counter!(CONFIG_RELOADS, "result" => result).absolute(0);
     }
+    counter!(ACCESS_LOG_DROPPED).absolute(0);
     Ok(handle)
 }
 
@@ -128,6 +131,10 @@ fn describe() {
         "ServiceEntries per namespace in the serving snapshot."
     );
     describe_gauge!(BUILD_INFO, "Build information; the value is always 1.");
+    describe_counter!(
+        ACCESS_LOG_DROPPED,
+        "Access-log lines dropped because stdout blocked and access_log.buffer_lines were queued."
+    );
     describe_counter!(
         PARENT_CONNECTS,
         "Tunnels asked of a parent proxy (upstream.proxy), by parent and outcome (connected, or the deny reason)."
