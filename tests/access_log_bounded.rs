@@ -159,6 +159,26 @@ async fn a_stdout_nobody_reads_drops_counted_lines_and_never_blocks_tunnels() {
         )
         .expect("active gauge");
     assert_eq!(active, 0.0);
+
+    // Shutdown does not hang on the stuck stdout either: the last flush waits a bounded time.
+    let mut gw = gw;
+    let stopped = Command::new("kill")
+        .args(["-TERM", &gw.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SIGTERM with a stuck stdout did not stop the gateway"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
 }
 
 /// Opens a tunnel from app1 through `proxy` and checks an echo round trip.

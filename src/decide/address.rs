@@ -62,6 +62,7 @@ impl AddressGuard {
                     .into_iter()
                     .flatten()
                     .any(|v4| self.is_forbidden(IpAddr::V4(v4))),
+                // No IPv4 row carries another address; a table mistake fails closed.
                 IpAddr::V4(_) => true,
             },
         }
