@@ -2,7 +2,8 @@
 //! loopback, private, CGNAT, metadata, multicast or reserved addresses, or at an IPv6 form that
 //! carries one of them (NAT64, 6to4, Teredo, SIIT, IPv4-mapped, IPv4-compatible). Each CONNECT
 //! must be refused `403 forbidden_address` before anything is dialled, with its access-log line,
-//! counter, and no leaked descriptor or active connection.
+//! counter, and no leaked descriptor or active connection. The other front ends (absolute-form
+//! on `connect`, the `http` listener, the `sni` listener) refuse the same answers the same way.
 //!
 //! A gateway under test dials whatever a DNS answer says, so each attack runs inside a network
 //! namespace of its own that has only loopback: the test re-runs itself there through
@@ -13,26 +14,67 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::attack::{deny_header, read_to_close, status_of, Outcome, Probe};
-use crate::common::{connect_from, entry_yaml, gateway_yaml, ConfigDir, Gateway, APP1, WAIT};
-use tokio::io::AsyncWriteExt;
+use crate::attack::{deny_header, raw_exchange, status_of, Outcome, Probe};
+use crate::common::{entry_yaml, transparent_gateway_yaml, ConfigDir, Gateway, APP1, WAIT};
+use crate::hello::Hello;
 
 /// Set in the re-run inside the namespace.
 const INSIDE: &str = "EGRESS_DNS_ANSWERS_NETNS";
 /// The allowlisted name every attack resolves.
 const NAME: &str = "target.attack.test";
-/// The port app1 may reach it on (TCP: nothing to sniff, the dial follows the decision).
-const PORT: u16 = 443;
+/// The CONNECT port app1 may reach it on (TCP: nothing to sniff, the dial follows the decision).
+const TCP_PORT: u16 = 9443;
+/// The TLS alert `access_denied`.
+const ACCESS_DENIED: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 49];
 
-/// Runs attack `test` (its function name) with `NAME` answering `records` (dnsmasq
-/// `host-record` addresses): here when already inside the namespace, else in a fresh one.
-fn attack(test: &str, records: &[&str]) {
+/// The front end an attack comes through.
+#[derive(Debug, Clone, Copy)]
+enum Front {
+    /// `CONNECT name:9443` on the `connect` listener.
+    Connect,
+    /// `GET http://name/` (absolute-form) on the `connect` listener.
+    AbsoluteForm,
+    /// `GET /` with `Host: name` on the transparent `http` listener (port 80).
+    HttpListener,
+    /// A ClientHello naming `name` on the transparent `sni` listener (port 443).
+    SniListener,
+}
+
+impl Front {
+    /// Listener, port, bytes sent.
+    fn ask(self) -> (&'static str, u16, Vec<u8>) {
+        match self {
+            Self::Connect => (
+                "connect",
+                TCP_PORT,
+                format!("CONNECT {NAME}:{TCP_PORT} HTTP/1.1\r\nHost: {NAME}:{TCP_PORT}\r\n\r\n")
+                    .into_bytes(),
+            ),
+            Self::AbsoluteForm => (
+                "connect",
+                80,
+                format!("GET http://{NAME}/ HTTP/1.1\r\nHost: {NAME}\r\n\r\n").into_bytes(),
+            ),
+            Self::HttpListener => (
+                "http",
+                80,
+                format!("GET / HTTP/1.1\r\nHost: {NAME}\r\n\r\n").into_bytes(),
+            ),
+            Self::SniListener => ("sni", 443, Hello::named(NAME).record()),
+        }
+    }
+}
+
+/// Runs attack `test` (its function name) through `front` with `NAME` answering `records`
+/// (dnsmasq `host-record` addresses): here when already inside the namespace, else in a fresh
+/// one.
+fn attack(test: &str, front: Front, records: &[&str]) {
     if std::env::var_os(INSIDE).is_some() {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .expect("tokio runtime");
-        runtime.block_on(refused_inside(test, records));
+        runtime.block_on(refused_inside(test, front, records));
         return;
     }
     if let Some(reason) = unavailable() {
@@ -58,10 +100,11 @@ fn attack(test: &str, records: &[&str]) {
     );
 }
 
-/// The attack proper, inside the namespace: CONNECT to the allowlisted name, exact refusal.
-async fn refused_inside(test: &str, records: &[&str]) {
+/// The attack proper, inside the namespace: ask for the allowlisted name, exact refusal.
+async fn refused_inside(test: &str, front: Front, records: &[&str]) {
     let dns = Dnsmasq::start(records);
-    let config = ConfigDir::new(&gateway_yaml(
+    let config = ConfigDir::new(&transparent_gateway_yaml(
+        &[],
         "dns:\n  servers: [\"127.0.0.1:53\"]\ntimeouts: {connect: 2s}\n",
     ));
     config.entry(
@@ -69,32 +112,31 @@ async fn refused_inside(test: &str, records: &[&str]) {
         &entry_yaml(
             "target",
             &format!(
-                "  hosts: [\"{NAME}\"]\n  ports: [{{number: {PORT}, name: tcp, protocol: TCP}}]\n  resolution: DNS\n"
+                "  hosts: [\"{NAME}\"]\n  ports:\n    - {{number: {TCP_PORT}, name: tcp, protocol: TCP}}\n    - {{number: 80, name: http, protocol: HTTP}}\n    - {{number: 443, name: tls, protocol: TLS}}\n  resolution: DNS\n"
             ),
         ),
     );
     let gw = Gateway::start(&config);
-    let probe = Probe::before(&gw, Outcome::deny("connect", "app1", "forbidden_address"));
+    let (listener, port, request) = front.ask();
+    let probe = Probe::before(&gw, Outcome::deny(listener, "app1", "forbidden_address"));
 
-    let mut stream = connect_from(APP1, gw.addr("connect")).await;
-    let request = format!("CONNECT {NAME}:{PORT} HTTP/1.1\r\nHost: {NAME}:{PORT}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let answer = read_to_close(&mut stream).await;
-    let what = format!("{test}: {NAME} -> {records:?}");
-    assert_eq!(
-        status_of(&answer),
-        403,
-        "{what}: {}",
-        String::from_utf8_lossy(&answer)
-    );
-    assert_eq!(
-        deny_header(&answer).as_deref(),
-        Some("forbidden_address"),
-        "{what}"
-    );
+    let answer = raw_exchange(APP1, gw.addr(listener), &request).await;
+    let what = format!("{test} ({front:?}): {NAME} -> {records:?}");
+    match front {
+        Front::SniListener => assert_eq!(answer, ACCESS_DENIED, "{what}"),
+        _ => {
+            let text = String::from_utf8_lossy(&answer);
+            assert_eq!(status_of(&answer), 403, "{what}: {text}");
+            assert_eq!(
+                deny_header(&answer).as_deref(),
+                Some("forbidden_address"),
+                "{what}: {text}"
+            );
+        }
+    }
     let line = probe.confirm(&gw, &what);
     assert_eq!(line["host"], NAME, "{what}: {line}");
-    assert_eq!(line["port"], PORT, "{what}: {line}");
+    assert_eq!(line["port"], port, "{what}: {line}");
     assert!(line["upstream"].is_null(), "{what}: dialled {line}");
     drop(dns);
 }
@@ -220,15 +262,55 @@ impl Drop for Dnsmasq {
     }
 }
 
-/// One test per forbidden class: `name => [records], why`.
+/// One test per forbidden class: `name => [records], why`, asked for by CONNECT.
 macro_rules! forbidden_answers {
     ($($name:ident => [$($record:literal),+], $why:literal;)+) => {$(
         #[doc = $why]
         #[test]
         fn $name() {
-            attack(stringify!($name), &[$($record),+]);
+            attack(stringify!($name), Front::Connect, &[$($record),+]);
         }
     )+};
+}
+
+/// NAT64-wrapped metadata through absolute-form on the `connect` listener.
+#[test]
+fn absolute_form_nat64_metadata() {
+    attack(
+        "absolute_form_nat64_metadata",
+        Front::AbsoluteForm,
+        &["64:ff9b::a9fe:a9fe"],
+    );
+}
+
+/// 6to4-wrapped loopback through the transparent `http` listener.
+#[test]
+fn http_listener_six_to_four_loopback() {
+    attack(
+        "http_listener_six_to_four_loopback",
+        Front::HttpListener,
+        &["2002:7f00:1::1"],
+    );
+}
+
+/// Teredo-wrapped private client through the transparent `sni` listener.
+#[test]
+fn sni_listener_teredo_private() {
+    attack(
+        "sni_listener_teredo_private",
+        Front::SniListener,
+        &["2001:0:4136:e378:8000:63bf:f5ff:fffe"],
+    );
+}
+
+/// Metadata through the transparent `sni` listener.
+#[test]
+fn sni_listener_metadata() {
+    attack(
+        "sni_listener_metadata",
+        Front::SniListener,
+        &["169.254.169.254"],
+    );
 }
 
 forbidden_answers! {
