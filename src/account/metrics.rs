@@ -38,6 +38,8 @@ pub const SERVICE_ENTRIES: &str = "egress_service_entries";
 pub const PARENT_CONNECTS: &str = "egress_parent_connects_total";
 /// Access-log lines dropped because stdout did not take them and the buffer was full.
 pub const ACCESS_LOG_DROPPED: &str = "egress_access_log_dropped_total";
+/// Idle upstream connections kept for forwarded HTTP/1.1.
+pub const UPSTREAM_POOL_IDLE: &str = "egress_upstream_pool_idle_connections";
 /// Build information.
 pub const BUILD_INFO: &str = "egress_build_info";
 
@@ -131,6 +133,10 @@ fn describe() {
         "ServiceEntries per namespace in the serving snapshot."
     );
     describe_gauge!(BUILD_INFO, "Build information; the value is always 1.");
+    describe_gauge!(
+        UPSTREAM_POOL_IDLE,
+        "Idle upstream connections kept for forwarded HTTP/1.1 (upstream.pool), all tenants."
+    );
     describe_counter!(
         ACCESS_LOG_DROPPED,
         "Access-log lines dropped because stdout blocked and access_log.buffer_lines were queued."
@@ -319,4 +325,9 @@ pub fn config_failed() {
 /// One tunnel asked of `parent`: `connected`, or the deny reason it failed with.
 pub fn parent_connect(parent: &str, outcome: &'static str) {
     counter!(PARENT_CONNECTS, "parent" => parent.to_owned(), "outcome" => outcome).increment(1);
+}
+
+/// The number of idle upstream connections in the pool.
+pub fn pool_idle(idle: usize) {
+    gauge!(UPSTREAM_POOL_IDLE).set(idle as f64);
 }
