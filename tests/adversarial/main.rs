@@ -13,6 +13,8 @@ mod common;
 mod attack;
 mod baseline;
 mod connect_target;
+mod h2_abuse;
+mod h2_raw;
 mod hello;
 mod mtls_identity;
 mod pki;
