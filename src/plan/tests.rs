@@ -180,6 +180,7 @@ fn every_ask_goes_through_one_table() {
             authority,
             host,
             host_count: usize::from(host.is_some()),
+            connect_method: false,
         };
         let ask = Ask::Request {
             head,

@@ -21,3 +21,4 @@ mod mtls_identity;
 mod pki;
 mod smuggling;
 mod sni_tricks;
+mod tunnel_tricks;
