@@ -13,6 +13,7 @@ mod common;
 mod attack;
 mod baseline;
 mod connect_target;
+mod defects;
 mod explain_agrees;
 mod h2_abuse;
 mod h2_raw;
