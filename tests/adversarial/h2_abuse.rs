@@ -4,6 +4,7 @@
 //! the preface, or ignore GOAWAY. After each attack the gateway still serves another client and
 //! its descriptors and active gauge return to baseline.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use crate::attack::{Outcome, Probe};
 use crate::baseline::Baseline;
 use crate::common::mtls::{tcp_entry, tls_connect, World, APP1_ID};
-use crate::common::{echo_server, Gateway, WAIT};
+use crate::common::{echo_server, http_origin, recording_server, static_entry, Gateway, WAIT};
 use crate::h2_raw::{
     block, frame, Frame, RawH2, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING,
     RST_STREAM, SETTINGS,
@@ -32,10 +33,21 @@ struct H2World {
 }
 
 async fn h2_world(extra: &str) -> H2World {
+    h2_world_with(extra, &[]).await
+}
+
+/// [`h2_world`] with more app1 entries: (name, host, port, protocol, upstream).
+async fn h2_world_with(extra: &str, entries: &[(&str, &str, u16, &str, SocketAddr)]) -> H2World {
     let echo = echo_server().await;
     let ca = Authority::new("tenant-ca");
     let world = mtls_world(&ca, extra);
     tcp_entry(&world, "echo", "echo.test", 7000, echo);
+    for (name, host, port, protocol, upstream) in entries {
+        world.config.entry(
+            &format!("app1/{name}.yaml"),
+            &static_entry(name, host, *port, protocol, *upstream),
+        );
+    }
     let app1 = ca.client(&Leaf {
         uris: vec![APP1_ID],
         ..Leaf::default()
@@ -574,4 +586,80 @@ async fn a_client_ignoring_goaway_is_dropped_at_the_drain_deadline() {
     );
     let code = tokio::task::block_in_place(|| w.gw.wait_exit(WAIT));
     assert_eq!(code, Some(0));
+}
+
+/// One attack inside an h2 tunnel: name, CONNECT authority, bytes sent, deny reason, and how
+/// the answer in the stream starts.
+type TunnelCase<'a> = (&'a str, &'a str, Vec<u8>, &'a str, &'a [u8]);
+
+/// Tunnels over HTTP/2 keep the rules of HTTP/1.1 tunnels: the ClientHello in a stream to a TLS
+/// port must name the CONNECT host (else an alert in the stream, `sni_mismatch`), and a request
+/// in a stream to an HTTP port must name the tunnel's host (else `403 host_mismatch`).
+#[tokio::test(flavor = "multi_thread")]
+async fn h2_tunnels_keep_the_sni_and_host_rules() {
+    let (tls, _tls_upstream) = recording_server().await;
+    let web = http_origin("ok").await;
+    let w = h2_world_with(
+        "",
+        &[
+            ("tls", "tls.test", 443, "TLS", tls),
+            ("web", "web.test", 80, "HTTP", web),
+        ],
+    )
+    .await;
+    let cases: [TunnelCase<'_>; 2] = [
+        (
+            "a hello naming another host in an h2 tunnel",
+            "tls.test:443",
+            crate::hello::Hello::named("evil.test").record(),
+            "sni_mismatch",
+            &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 49],
+        ),
+        (
+            "a request naming another host in an h2 tunnel",
+            "web.test:80",
+            b"GET / HTTP/1.1\r\nHost: evil.test\r\n\r\n".to_vec(),
+            "host_mismatch",
+            b"HTTP/1.1 403",
+        ),
+    ];
+    for (what, authority, bytes, reason, answer) in cases {
+        let probe = Probe::before(&w.gw, Outcome::deny("connect_tls", "app1", reason));
+        let tls = tls_connect(&w.gw, &w.ca.pem, Some(&w.app1), &[b"h2"])
+            .await
+            .expect("handshake");
+        let (send, connection) = h2::client::handshake(tls).await.expect("h2");
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut send = send.ready().await.expect("ready");
+        let request = http::Request::builder()
+            .method("CONNECT")
+            .uri(authority)
+            .body(())
+            .expect("request");
+        let (response, mut out) = send.send_request(request, false).expect("send");
+        let response = tokio::time::timeout(WAIT, response)
+            .await
+            .expect("answer in time")
+            .expect("answer");
+        assert_eq!(response.status(), 200, "{what}");
+        out.send_data(Bytes::from(bytes), false).expect("send");
+        let mut body = response.into_body();
+        let mut got = Vec::new();
+        while let Ok(Some(Ok(chunk))) = tokio::time::timeout(WAIT, body.data()).await {
+            let _ = body.flow_control().release_capacity(chunk.len());
+            got.extend_from_slice(&chunk);
+        }
+        assert!(
+            got.starts_with(answer),
+            "{what}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        drop(out);
+        drop(send);
+        driver.abort();
+        let _ = driver.await;
+        probe.confirm(&w.gw, what);
+    }
 }

@@ -126,6 +126,10 @@ async fn certificates_naming_no_tenant_are_unknown_tenants() {
             leaf(&["spiffe://cluster.local/ns/app1"]),
         ),
         (
+            "a newline and a forged log line in the URI SAN",
+            leaf(&["spiffe://cluster.local/ns/app1/sa/x\n{\"decision\":\"allow\",\"namespace\":\"app1\"}"]),
+        ),
+        (
             "DNS SAN only",
             Leaf {
                 dns: vec!["app1"],

@@ -444,3 +444,47 @@ async fn keep_alive_and_forwarding_tricks_are_planned_per_request() {
     assert_eq!(origin.requests().len(), before);
     baseline.settle(&gw, "keep-alive and forwarding tricks");
 }
+
+/// Transfer-Encoding spellings beside Content-Length: each is either refused (400) or framed as
+/// chunked, forwarded without Content-Length and the connection ended; either way the bytes
+/// after the chunked body never reach the origin as a request.
+#[tokio::test(flavor = "multi_thread")]
+async fn te_spellings_beside_content_length_smuggle_nothing() {
+    let origin = Origin::start().await;
+    let (gw, _config) = web_gateway(&origin).await;
+    let baseline = Baseline::take(&gw);
+    for te in [
+        "Transfer-Encoding:  chunked",
+        "Transfer-Encoding: Chunked",
+        "transfer-encoding: chunked",
+        "Transfer-Encoding: chunked \t",
+        "Transfer-Encoding: identity, chunked",
+        "Transfer-Encoding: gzip, chunked",
+    ] {
+        let before = origin.requests().len();
+        let request = format!("POST /te HTTP/1.1\r\nHost: web.test\r\nContent-Length: 44\r\n{te}\r\n\r\n0\r\n\r\n{SMUGGLED}");
+        let answer = raw_exchange(APP1, gw.addr("http"), request.as_bytes()).await;
+        let text = String::from_utf8_lossy(&answer);
+        let status = status_of(&answer);
+        assert!(status == 400 || status == 200, "{te:?}: {text}");
+        assert!(
+            text.matches("HTTP/1.1").count() == 1,
+            "{te:?}: one answer only: {text}"
+        );
+        let seen = origin.requests();
+        assert!(
+            seen[before..].iter().all(|r| !r.contains("/smuggled")),
+            "{te:?}: {seen:?}"
+        );
+        for post in &seen[before..] {
+            let post = post.to_ascii_lowercase();
+            assert!(!post.contains("content-length"), "{te:?}: {post}");
+        }
+        assert_eq!(
+            seen.len() - before,
+            usize::from(status == 200),
+            "{te:?}: {seen:?}"
+        );
+    }
+    baseline.settle(&gw, "TE spellings");
+}
