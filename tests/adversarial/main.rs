@@ -11,6 +11,7 @@
 mod common;
 
 mod attack;
+mod audit_escape;
 mod baseline;
 mod connect_target;
 mod defects;
