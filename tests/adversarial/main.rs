@@ -21,6 +21,7 @@ mod h2_raw;
 mod hello;
 mod mtls_identity;
 mod pki;
+mod slot_leaks;
 mod smuggling;
 mod sni_tricks;
 mod tunnel_tricks;
