@@ -13,6 +13,7 @@ mod common;
 mod attack;
 mod audit_escape;
 mod baseline;
+mod cardinality;
 mod connect_target;
 mod defects;
 mod explain_agrees;

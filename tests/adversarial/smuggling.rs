@@ -217,7 +217,7 @@ async fn framing_tricks_on_the_http_listener_are_refused_before_the_origin() {
 async fn host_tricks_get_exact_refusals() {
     let origin = Origin::start().await;
     let (gw, _config) = web_gateway(&origin).await;
-    let cases: [(&str, &str, &str, u16, &str); 9] = [
+    let cases: [(&str, &str, &str, u16, &str); 12] = [
         (
             "duplicate Host, same value",
             "http",
@@ -249,7 +249,7 @@ async fn host_tricks_get_exact_refusals() {
         (
             "absolute URI naming another host than Host on the http listener",
             "http",
-            "GET http://evil.test/ HTTP/1.1\r\nHost: web.test\r\n\r\n",
+            "GET http://evil.test/ HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
             403,
             "not_allowlisted",
         ),
@@ -270,9 +270,30 @@ async fn host_tricks_get_exact_refusals() {
         (
             "absolute-form with another port",
             "connect",
-            "GET http://web.test:8080/ HTTP/1.1\r\nHost: web.test\r\n\r\n",
+            "GET http://web.test:8080/ HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
             403,
             "port_not_allowed",
+        ),
+        (
+            "absolute-form with two ports",
+            "connect",
+            "GET http://web.test:80:80/ HTTP/1.1\r\nHost: web.test\r\n\r\n",
+            400,
+            "malformed_request",
+        ),
+        (
+            "absolute-form with an empty authority",
+            "connect",
+            "GET http:///web.test/ HTTP/1.1\r\nHost: web.test\r\n\r\n",
+            400,
+            "malformed_request",
+        ),
+        (
+            "absolute-form to the IPv6 loopback",
+            "connect",
+            "GET http://[::1]/ HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
+            403,
+            "not_allowlisted",
         ),
         (
             "absolute-form to a numeric host",
