@@ -195,6 +195,8 @@ async fn explain_and_run_agree_on_every_expressible_attack() {
         ask("connect", APP1, "[::1]", 443),
         ask("connect", APP1, "[allowed.test]", 443),
         ask("connect", APP1, "user@allowed.test", 443),
+        ask("connect", APP1, "allowed.test", 0),
+        ask("connect", STRANGER, "allowed.test", 0),
         ask("connect", APP2, "allowed.test", 443),
         ask("connect", STRANGER, "allowed.test", 443),
         with_sni(ask("connect", APP1, "tls.test", 443), &["tls.test"], false),
