@@ -11,7 +11,7 @@ use crate::common::{
     Gateway, APP1, WAIT,
 };
 use crate::hello::Hello;
-use crate::smuggling::{web_gateway, Origin};
+use crate::origin::{web_gateway, Origin};
 
 async fn tls_gateway(extra: &str) -> (Gateway, UnboundedReceiver<Vec<u8>>, ConfigDir) {
     let (addr, upstream) = recording_server().await;

@@ -11,6 +11,7 @@ use tokio_rustls::client::TlsStream;
 
 /// The client connection preface.
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Frame types (RFC 9113 §6).
 pub const DATA: u8 = 0;
 pub const HEADERS: u8 = 1;
 pub const RST_STREAM: u8 = 3;
@@ -18,15 +19,20 @@ pub const SETTINGS: u8 = 4;
 pub const PING: u8 = 6;
 pub const GOAWAY: u8 = 7;
 pub const CONTINUATION: u8 = 9;
+/// Frame flags.
 pub const END_STREAM: u8 = 1;
 pub const END_HEADERS: u8 = 4;
 
 /// One frame.
 #[derive(Debug, Clone)]
 pub struct Frame {
+    /// Frame type.
     pub kind: u8,
+    /// Flags.
     pub flags: u8,
+    /// Stream identifier.
     pub stream: u32,
+    /// Payload.
     pub payload: Vec<u8>,
 }
 

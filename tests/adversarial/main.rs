@@ -14,7 +14,8 @@
 //! | `tunnel_tricks` | bytes pipelined behind CONNECT, host changes inside HTTP tunnels, CONNECT where it does not belong |
 //! | `sni_tricks` | several names, IP literals, NUL, ECH, split and oversized records, a second hello, SNI against the CONNECT host |
 //! | `mtls_identity` | several URI SANs, non-canonical SPIFFE paths, foreign trust domains, odd namespaces, log injection, bad certificates |
-//! | `h2_abuse` | pseudo-header abuse, other methods, stream and tenant limits, floods, silent clients, clients ignoring GOAWAY |
+//! | `h2_abuse` | pseudo-header abuse, other methods, stream and tenant limits, SNI and Host rules in h2 tunnels |
+//! | `h2_floods` | RST / SETTINGS / CONTINUATION / PING floods, flow-control abuse, silent clients, clients ignoring GOAWAY |
 //! | `audit_escape` | audit mode used to reach loopback, metadata or private addresses, or to dodge identity and limits |
 //! | `slot_leaks` | every refusal path gives the tenant slot back |
 //! | `cardinality` | sprayed names never become metric labels |
@@ -32,9 +33,12 @@ mod connect_target;
 mod defects;
 mod explain_agrees;
 mod h2_abuse;
+mod h2_floods;
 mod h2_raw;
+mod h2_world;
 mod hello;
 mod mtls_identity;
+mod origin;
 mod pki;
 mod slot_leaks;
 mod smuggling;

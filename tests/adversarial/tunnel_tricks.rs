@@ -11,7 +11,7 @@ use crate::common::{
     Gateway, APP1,
 };
 use crate::hello::Hello;
-use crate::smuggling::Origin;
+use crate::origin::Origin;
 
 struct Setup {
     gw: Gateway,
