@@ -23,6 +23,10 @@ identity:
     - {{cidr: "2001:db8:100::30/124", namespace: app2}}
 dns:
   servers: ["203.0.113.53:53"]
+# The box's "internet" lives in documentation ranges, which the built-in deny list refuses in
+# DNS answers like any other not-globally-reachable range: a hole for it, as a lab must punch.
+upstream:
+  allow_cidrs: ["203.0.113.0/24", "2001:db8:113::/64"]
 timeouts: {{connect: {connect}s}}
 "#,
         gw = state("gateway.pem"),
