@@ -16,26 +16,35 @@
 # loudly instead of installing that.
 #
 # Checks, in order:
-#   1. kubectl kustomize: base, overlays/dev, overlays/prod, monitoring,
-#      examples/tenant (with the tenant-lockdown component), examples/cert-manager.
-#   2. Every rendered object: built-in kinds against the Kubernetes OpenAPI schema
+#   1. kubectl kustomize: base, overlays/dev, overlays/prod, monitoring, guardrails,
+#      identity, the examples, and each DNS component (components/dns-*) on top of
+#      overlays/prod, guardrails and examples/tenant (throw-away kustomizations).
+#   2. Onboarding: a copy of deploy/ gets a new tenant the documented way; rendered
+#      before and after, only ConfigMap egress-allowlist may change, the Deployment not.
+#   3. The guardrails' CEL (deploy/guardrails, deploy/identity) against sample objects:
+#      `cargo test --test guardrails` (the cel-interpreter crate); skipped without cargo.
+#   4. The PrometheusRule is exactly the generated form of the plain rules file;
+#      promtool check rules + promtool test rules (every alert, every burn-rate window).
+#   5. Every rendered object: built-in kinds against the Kubernetes OpenAPI schema
 #      (kubernetes-validate, strict: unknown fields fail); custom resources
-#      (ServiceMonitor, PrometheusRule, Certificate, Issuer, ...) have no schema there,
-#      so a structural check (apiVersion, kind, metadata.name, spec). Each line says
-#      which of the two it got.
-#   3. Cross-file consistency that kustomize cannot see: projected volume items vs the
-#      serviceentries/<ns>/ folders, ports (gateway.yaml, container, Services,
-#      NetworkPolicies), drain time vs grace period, dev gateway.yaml vs base, the
-#      ServiceEntry files, the ServiceMonitor's port name.
-#   4. The PrometheusRule is exactly the generated form of the plain rules file.
-#   5. promtool check rules + promtool test rules.
-#   6. Dashboard JSON parses; every metric name in rules and dashboard is in SPEC §6
-#      (plus _bucket/_sum/_count of its histograms, and `up`); prints the list.
-#   7. Dockerfile: stages, the exact cargo command, COPY sources in the build context.
-#   8. If a built binary exists (target/{release,debug}/egress-gateway or
-#      $EGRESS_GATEWAY_BIN): rebuild each overlay's /etc/egress-gateway from the
-#      rendered ConfigMaps exactly as the projected volume lays it out (test TLS files
-#      from openssl) and run `egress-gateway check` on it. Skipped, and said so, if not.
+#      (ServiceMonitor, PrometheusRule, Certificate, Issuer, AdminNetworkPolicy,
+#      CertificateRequestPolicy) get a structural check. Each line says which.
+#   6. Consistency kustomize cannot see: the allowlist ConfigMap vs the
+#      serviceentries/<ns>/ folders (keys, bytes, metadata.namespace) and its size
+#      ceiling, volumes and mounts, ports (gateway.yaml, container, Services,
+#      NetworkPolicies), drain time vs grace period, PriorityClass, memory request =
+#      limit, zone spread, HPA metrics, the DNS components' rules, dev vs base
+#      gateway.yaml, the ServiceMonitor's port name.
+#   7. Dashboard JSON parses; every metric name in rules and dashboard is the gateway's
+#      (src/account/metrics.rs), a recording rule, or a known kube-state-metrics /
+#      cert-manager series; every alert has a severity, a promtool test and a
+#      runbook_url naming docs/runbooks/<alert>.md, which exists.
+#   8. Dockerfile: stages, the exact cargo command, COPY sources in the build context.
+#   9. If a built binary exists (target/{release,debug}/egress-gateway or
+#      $EGRESS_GATEWAY_BIN): rebuild each overlay's /etc/egress-gateway and
+#      /etc/egress-allowlist from the rendered ConfigMaps exactly as the volumes lay
+#      them out (test TLS files from openssl) and run `egress-gateway check` on it.
+#      Skipped, and said so, if not.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -407,6 +416,19 @@ for d in ("base", "overlays/dev", "overlays/prod"):
         err("%s: gateway.yaml is not projected" % d)
         continue
     gw = yaml.safe_load(cms["egress-gateway-config"]["data"]["gateway.yaml"])
+    # Capacity: priority, memory request = limit (the soak arithmetic in deploy/README.md).
+    if pod.get("priorityClassName") != "egress-gateway-critical" or not find(docs, "PriorityClass", "egress-gateway-critical"):
+        err("%s: the pod must use PriorityClass egress-gateway-critical, shipped with it" % d)
+    res = ctr.get("resources", {})
+    if res.get("requests", {}).get("memory") is None or res.get("requests", {}).get("memory") != res.get("limits", {}).get("memory"):
+        err("%s: memory request must equal the memory limit (deploy/README.md, Capacity)" % d)
+    tsc = pod.get("topologySpreadConstraints", [])
+    if any(t.get("topologyKey") == "topology.kubernetes.io/zone" and t.get("whenUnsatisfiable") != "ScheduleAnyway" for t in tsc):
+        err("%s: the zone spread must be ScheduleAnyway (kubernetes#116978)" % d)
+    for h in find(docs, "HorizontalPodAutoscaler"):
+        kinds = sorted((m["type"], (m.get("resource") or m.get("pods", {}).get("metric") or {}).get("name")) for m in h["spec"]["metrics"])
+        if kinds != [("Pods", "egress_active_connections"), ("Resource", "cpu")]:
+            err("%s: the HPA must scale on cpu and the egress_active_connections Pods metric, found %s" % (d, kinds))
     if os.path.normpath(os.path.join("/etc/egress-gateway", gw.get("serviceentries", {}).get("dir", ""))) != "/etc/egress-allowlist":
         err("%s: gateway.yaml serviceentries.dir must lead to /etc/egress-allowlist" % d)
     if mounts.get("/var/lib/egress-gateway") != "state" or "emptyDir" not in vols.get("state", {}):
