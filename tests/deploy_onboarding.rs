@@ -93,7 +93,7 @@ async fn a_new_tenant_gets_out_without_a_restart_and_open_tunnels_survive() {
         "app1.echo.yaml",
         flat_entry("app1", "echo", "app1-echo.test", echo),
     );
-    let mut volume = ConfigMapVolume::new(allowlist, &[app1.clone()]);
+    let mut volume = ConfigMapVolume::new(allowlist, std::slice::from_ref(&app1));
 
     let gateway = Gateway::start_at(&config);
     let proxy = gateway.addr("connect");
