@@ -223,8 +223,11 @@ step "guardrails: CEL of the admission policies against sample objects (cargo te
 # A real CEL interpreter (the cel-interpreter crate) evaluates the expressions read from
 # deploy/guardrails and deploy/identity (approver-policy); skipped, and said so, where there is no cargo.
 if command -v cargo >/dev/null 2>&1; then
-  cargo test --locked --quiet --test guardrails 2>&1 | tail -n 25
-  [ "${PIPESTATUS[0]}" -eq 0 ] || die "the guardrails' CEL tests failed"
+  if ! cel_out=$(cargo test --locked --test guardrails 2>&1); then
+    printf '%s\n' "$cel_out" | tail -n 60
+    die "the guardrails' CEL tests failed"
+  fi
+  printf '%s\n' "$cel_out" | grep -E '^(test |test result)' 
 else
   echo "SKIPPED: cargo is not installed"
 fi
