@@ -10,7 +10,8 @@ use super::markdown;
 use super::{assert_same, doc, repo, serde_probe};
 
 /// Rows of `name`'s tables that describe a key: the first cell is a code span shaped like a key
-/// path (`limits.namespaces`, `spec.ports[].number`), not a value such as `NONE` or `10s`.
+/// path (`limits.namespaces`, `spec.ports[].number`, `upstream.namespaces.*.direct`), not a
+/// value such as `NONE` or `10s`.
 fn keyed_rows(name: &str) -> Vec<(String, Vec<String>)> {
     markdown::keyed_rows(&doc(name))
         .into_iter()
@@ -18,7 +19,7 @@ fn keyed_rows(name: &str) -> Vec<(String, Vec<String>)> {
             key.starts_with(|c: char| c.is_ascii_lowercase())
                 && key
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c))
+                    .all(|c| c.is_ascii_alphanumeric() || "_.[]*".contains(c))
         })
         .collect()
 }

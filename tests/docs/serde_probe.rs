@@ -1,7 +1,8 @@
 //! Derives the set of keys a serde type accepts from serde itself: a YAML document with one
 //! unknown key at some path makes a `deny_unknown_fields` struct list every field it expects
 //! (`unknown field `x`, expected one of `a`, `b``), so walking those answers key by key maps the
-//! whole tree. A field added to any such struct shows up here with no change to this file.
+//! whole tree, through lists (`[]`) and maps of structs (`*` for the key). A field added to any
+//! such struct shows up here with no change to this file.
 
 use std::collections::BTreeSet;
 
@@ -10,10 +11,15 @@ use serde_yaml::{Mapping, Value};
 
 /// The key no real struct has.
 const PROBE: &str = "zz_probe_key";
+/// A map key standing for any name (a namespace, say) in maps whose values are structs.
+const ANY_KEY: &str = "zz_any_name";
+/// How a nested level is entered besides as a struct: a list element, or a map value.
+const CONTAINERS: [&str; 2] = ["[]", "*"];
 /// Deeper than any config nesting; keeps the walk bounded.
 const MAX_DEPTH: usize = 8;
 
-/// Every key path `T` accepts, dotted, with `[]` for list elements: `identity.sources[].cidr`.
+/// Every key path `T` accepts, dotted, with `[]` for list elements and `*` for the keys of a map
+/// of structs: `identity.sources[].cidr`, `upstream.namespaces.*.direct`.
 pub fn keys<T: DeserializeOwned>() -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     walk::<T>(&mut Vec::new(), &mut found);
@@ -24,10 +30,6 @@ fn walk<T: DeserializeOwned>(path: &mut Vec<String>, found: &mut BTreeSet<String
     if path.len() > MAX_DEPTH {
         return;
     }
-    let as_list = fields_at::<T>(path).is_none();
-    if as_list {
-        path.push("[]".to_owned());
-    }
     if let Some(fields) = fields_at::<T>(path) {
         for field in fields {
             path.push(field);
@@ -35,9 +37,18 @@ fn walk<T: DeserializeOwned>(path: &mut Vec<String>, found: &mut BTreeSet<String
             walk::<T>(path, found);
             path.pop();
         }
+        return;
     }
-    if as_list {
+    for container in CONTAINERS {
+        path.push(container.to_owned());
+        let inside = fields_at::<T>(path).is_some();
+        if inside {
+            walk::<T>(path, found);
+        }
         path.pop();
+        if inside {
+            return;
+        }
     }
 }
 
@@ -45,11 +56,15 @@ fn walk<T: DeserializeOwned>(path: &mut Vec<String>, found: &mut BTreeSet<String
 fn fields_at<T: DeserializeOwned>(path: &[String]) -> Option<Vec<String>> {
     let mut value = Value::Mapping(Mapping::from_iter([(Value::from(PROBE), Value::from(0))]));
     for segment in path.iter().rev() {
-        value = if segment == "[]" {
-            Value::Sequence(vec![value])
-        } else {
-            Value::Mapping(Mapping::from_iter([(Value::from(segment.as_str()), value)]))
+        let key = match segment.as_str() {
+            "[]" => {
+                value = Value::Sequence(vec![value]);
+                continue;
+            }
+            "*" => ANY_KEY,
+            name => name,
         };
+        value = Value::Mapping(Mapping::from_iter([(Value::from(key), value)]));
     }
     let yaml = serde_yaml::to_string(&value).expect("render probe");
     let message = serde_yaml::from_str::<T>(&yaml).err()?.to_string();
@@ -85,6 +100,7 @@ fn the_probe_sees_nested_structs_and_lists() {
         "listeners.sni.port",
         "identity.sources[].cidr",
         "timeouts.drain",
+        "upstream.namespaces.*.direct",
     ] {
         assert!(keys.contains(key), "{key} missing from {keys:?}");
     }
