@@ -104,7 +104,7 @@ fn metric_labels(text: &str) -> BTreeMap<String, BTreeSet<String>> {
 
 /// The text of `docs/metrics.md` under the heading naming `metric`, up to the next `##` heading
 /// (PromQL comments in code blocks also start with `#`).
-fn metric_section<'a>(text: &'a str, metric: &str) -> &'a str {
+pub fn metric_section<'a>(text: &'a str, metric: &str) -> &'a str {
     let heading = format!("`{metric}`");
     let start = text
         .lines()

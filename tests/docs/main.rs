@@ -13,6 +13,7 @@ mod catalog;
 mod cli;
 mod config_keys;
 mod markdown;
+mod monitoring;
 mod references;
 mod serde_probe;
 
