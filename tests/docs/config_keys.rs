@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use egress_gateway::config::gateway::GatewayFile;
-use egress_gateway::config::serviceentry::ServiceEntry;
+use egress_gateway::config::serviceentry::{validate, ServiceEntry};
 
-use super::markdown;
+use super::markdown::{self, fenced_blocks};
 use super::{assert_same, doc, repo, serde_probe};
 
 /// Rows of `name`'s tables that describe a key: the first cell is a code span shaped like a key
@@ -112,4 +112,34 @@ fn every_serviceentry_field_is_documented_and_every_documented_field_exists() {
         &code,
         &documented,
     );
+}
+
+#[test]
+fn the_yaml_examples_in_the_docs_parse_and_validate() {
+    for (info, body) in fenced_blocks(&doc("configuration.md")) {
+        if info == "yaml" {
+            if let Err(err) = serde_yaml::from_str::<GatewayFile>(&body) {
+                panic!("docs/configuration.md: an example does not parse: {err}\n{body}");
+            }
+        }
+    }
+    let mut entries = 0;
+    for (info, body) in fenced_blocks(&doc("serviceentries.md")) {
+        if info != "yaml" {
+            continue;
+        }
+        let entry: ServiceEntry = serde_yaml::from_str(&body).unwrap_or_else(|err| {
+            panic!("docs/serviceentries.md: an example does not parse: {err}\n{body}")
+        });
+        let errors: Vec<_> = validate(&entry)
+            .into_iter()
+            .filter(|finding| finding.is_error())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "docs/serviceentries.md: an example is rejected: {errors:?}\n{body}"
+        );
+        entries += 1;
+    }
+    assert!(entries > 0, "docs/serviceentries.md has no yaml examples");
 }
