@@ -12,6 +12,7 @@ mod common;
 mod catalog;
 mod cli;
 mod config_keys;
+mod links;
 mod markdown;
 mod monitoring;
 mod references;
