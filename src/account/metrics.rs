@@ -36,6 +36,8 @@ pub const CONFIG_LAST_SUCCESS: &str = "egress_config_last_reload_success_timesta
 pub const SERVICE_ENTRIES: &str = "egress_service_entries";
 /// Tunnels asked of a parent proxy, by parent and outcome.
 pub const PARENT_CONNECTS: &str = "egress_parent_connects_total";
+/// Access-log lines dropped because stdout did not take them and the buffer was full.
+pub const ACCESS_LOG_DROPPED: &str = "egress_access_log_dropped_total";
 /// Idle upstream connections kept for forwarded HTTP/1.1.
 pub const UPSTREAM_POOL_IDLE: &str = "egress_upstream_pool_idle_connections";
 /// Build information.
@@ -70,6 +72,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     for result in ["success", "failure"] {
         counter!(CONFIG_RELOADS, "result" => result).absolute(0);
     }
+    counter!(ACCESS_LOG_DROPPED).absolute(0);
     Ok(handle)
 }
 
@@ -133,6 +136,10 @@ fn describe() {
     describe_gauge!(
         UPSTREAM_POOL_IDLE,
         "Idle upstream connections kept for forwarded HTTP/1.1 (upstream.pool), all tenants."
+    );
+    describe_counter!(
+        ACCESS_LOG_DROPPED,
+        "Access-log lines dropped because stdout blocked and access_log.buffer_lines were queued."
     );
     describe_counter!(
         PARENT_CONNECTS,

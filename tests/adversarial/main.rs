@@ -13,6 +13,7 @@ mod common;
 mod attack;
 mod baseline;
 mod connect_target;
+mod dns_answers;
 mod hello;
 mod mtls_identity;
 mod pki;
