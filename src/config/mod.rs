@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod load;
 pub mod locate;
 pub mod serviceentry;
+pub mod shape;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use load::{load, LoadedConfig, SourcedEntry};

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde_yaml::Value;
 
-use super::{deserialize_at, join_path, syntax_error, DocumentOrigin, EntryPositions};
+use super::{deserialize_at, join_path, shape_ok, syntax_error, DocumentOrigin, EntryPositions};
 use super::{Sink, SourcedEntry};
 use crate::config::diagnostic::Diagnostic;
 use crate::config::locate::{Locator, Position};
@@ -37,6 +37,9 @@ pub(super) fn read_entries(
     out: &mut Vec<SourcedEntry>,
     sink: &mut Sink,
 ) {
+    if !shape_ok(path, text, sink) {
+        return;
+    }
     let locator = OnceCell::new();
     for (doc, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let value = match serde::Deserialize::deserialize(document) {

@@ -26,6 +26,7 @@ use super::diagnostic::Diagnostic;
 use super::gateway::{GatewayFile, Runtime};
 use super::locate::{Locator, Position};
 use super::serviceentry::ServiceEntry;
+use super::shape;
 use crate::names::Namespace;
 use crate::pace::Pacer;
 use documents::{check_unique_names, read_entries};
@@ -134,6 +135,9 @@ pub fn load_cached(dir: &Path, cache: &mut ParseCache) -> Result<LoadedConfig, V
     let mut sink = Sink::default();
     let gateway_path = dir.join(GATEWAY_FILE);
     let gateway = sink.read(&gateway_path).and_then(|text| {
+        if !shape_ok(&gateway_path, &text, &mut sink) {
+            return None;
+        }
         let value = parse_single(&gateway_path, &text, &mut sink)?;
         deserialize_at::<GatewayFile>(value, &gateway_path, &text, 0, "", &mut sink)
     });
@@ -308,6 +312,21 @@ fn top_folder(root: &Path, file: &Path) -> Option<String> {
     Some(first.as_os_str().to_string_lossy().into_owned())
 }
 
+/// Refuses text whose shape would exhaust the loader (see [`shape`]) before anything parses it.
+fn shape_ok(path: &Path, text: &str, sink: &mut Sink) -> bool {
+    match shape::check(text) {
+        Ok(()) => true,
+        Err(problem) => {
+            sink.push(Diagnostic::error(
+                path,
+                Some(problem.position),
+                problem.message,
+            ));
+            false
+        }
+    }
+}
+
 /// Parses a file that must hold exactly one YAML document.
 fn parse_single(path: &Path, text: &str, sink: &mut Sink) -> Option<Value> {
     match serde_yaml::from_str::<Value>(text) {
@@ -367,6 +386,7 @@ fn join_path(prefix: &str, field: &str) -> String {
 pub fn read_runtime(dir: &Path) -> Runtime {
     fs::read_to_string(dir.join(GATEWAY_FILE))
         .ok()
+        .filter(|text| shape::check(text).is_ok())
         .and_then(|text| serde_yaml::from_str::<GatewayFile>(&text).ok())
         .map(|gateway| gateway.runtime)
         .unwrap_or_default()
