@@ -131,12 +131,94 @@ fi
 echo "kubernetes-validate: $("$PY" -c 'import kubernetes_validate; print(kubernetes_validate.__version__)') (Kubernetes $K8S_VERSION schemas)"
 
 step "kustomize build"
-KDIRS=(base overlays/dev overlays/prod monitoring examples/tenant examples/cert-manager)
+KDIRS=(base overlays/dev overlays/prod monitoring guardrails identity examples/tenant examples/cert-manager
+       examples/coredns-cluster-only)
 for d in "${KDIRS[@]}"; do
   out=$WORK/render-${d//\//-}.yaml
   kubectl kustomize "deploy/$d" >"$out" || die "kubectl kustomize deploy/$d"
   printf '%-24s %3d objects\n' "deploy/$d" "$(grep -c '^kind:' "$out")"
 done
+# Components cannot be built on their own: each DNS component is rendered on top of every
+# kustomization that it is meant for, as a throw-away kustomization under $WORK.
+for comp in dns-nodelocal dns-cloud-resolver; do
+  for d in overlays/prod guardrails examples/tenant; do
+    name="components/$comp+$d"
+    dir=$WORK/kustomize-$comp-${d//\//-}
+    mkdir -p "$dir"
+    printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [%s]\ncomponents: [%s]\n' \
+      "$(realpath --relative-to="$dir" "deploy/$d")" "$(realpath --relative-to="$dir" "deploy/components/$comp")" \
+      >"$dir/kustomization.yaml"
+    out=$WORK/render-${name//\//-}.yaml
+    kubectl kustomize "$dir" >"$out" || die "kubectl kustomize deploy/$d with components/$comp"
+    printf '%-24s %3d objects\n' "deploy/$name" "$(grep -c '^kind:' "$out")"
+    KDIRS+=("$name")
+  done
+done
+
+step "onboarding a tenant changes no Deployment field"
+# Copy deploy/, onboard a tenant the documented way (a folder with one ServiceEntry, one
+# line in the egress-allowlist generator), render every gateway kustomization before and
+# after, and compare: the Deployment must be identical (no rollout, no tunnel cut) and
+# the allowlist ConfigMap must have the new file.
+ONBOARD=$WORK/onboard
+cp -r deploy "$ONBOARD"
+mkdir -p "$ONBOARD/base/config/serviceentries/app3"
+cat >"$ONBOARD/base/config/serviceentries/app3/pypi.yaml" <<'SEEOF'
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: pypi
+  namespace: app3
+spec:
+  hosts: [pypi.org, files.pythonhosted.org]
+  location: MESH_EXTERNAL
+  ports:
+    - {number: 443, name: https, protocol: HTTPS}
+  resolution: DNS
+SEEOF
+"$PY" - "$ONBOARD/base/kustomization.yaml" <<'PYEOF'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+anchor = "      - app2.payments-db.yaml=config/serviceentries/app2/payments-db.yaml\n"
+if anchor not in text:
+    sys.exit("deploy/base/kustomization.yaml: cannot find the egress-allowlist generator's last line")
+open(path, "w").write(text.replace(anchor, anchor + "      - app3.pypi.yaml=config/serviceentries/app3/pypi.yaml\n"))
+PYEOF
+for d in base overlays/dev overlays/prod; do
+  kubectl kustomize "$ONBOARD/$d" >"$WORK/onboarded-${d//\//-}.yaml" || die "kubectl kustomize of the onboarded copy of deploy/$d"
+done
+"$PY" - "$WORK" <<'PYEOF' || die "onboarding a tenant must not change the Deployment"
+import os, sys, yaml
+work = sys.argv[1]
+bad = False
+for d in ("base", "overlays/dev", "overlays/prod"):
+    def objs(prefix):
+        docs = [o for o in yaml.safe_load_all(open(os.path.join(work, "%s-%s.yaml" % (prefix, d.replace("/", "-"))))) if o]
+        return {(o["kind"], o["metadata"]["name"]): o for o in docs}
+    before, after = objs("render"), objs("onboarded")
+    dep = ("Deployment", "egress-gateway")
+    changed = sorted("%s/%s" % k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if before[dep] != after[dep]:
+        print("  deploy/%s: the Deployment changed when a tenant was added" % d)
+        bad = True
+    if changed != ["ConfigMap/egress-allowlist"] or "app3.pypi.yaml" not in after[("ConfigMap", "egress-allowlist")]["data"]:
+        print("  deploy/%s: adding tenant app3 changed %s, expected only ConfigMap/egress-allowlist" % (d, changed))
+        bad = True
+    else:
+        print("  deploy/%s: tenant app3 added -> only ConfigMap/egress-allowlist changed; Deployment identical" % d)
+sys.exit(1 if bad else 0)
+PYEOF
+
+step "guardrails: CEL of the admission policies against sample objects (cargo test --test guardrails)"
+# A real CEL interpreter (the cel-interpreter crate) evaluates the expressions read from
+# deploy/guardrails and deploy/identity (approver-policy); skipped, and said so, where there is no cargo.
+if command -v cargo >/dev/null 2>&1; then
+  cargo test --locked --quiet --test guardrails 2>&1 | tail -n 25
+  [ "${PIPESTATUS[0]}" -eq 0 ] || die "the guardrails' CEL tests failed"
+else
+  echo "SKIPPED: cargo is not installed"
+fi
 
 step "PrometheusRule is generated from $RULES"
 render_prometheusrule >"$WORK/prometheusrule.yaml"
@@ -192,6 +274,8 @@ CRDS = {
     ("cert-manager.io", "Certificate"): ["secretName", "issuerRef"],
     ("cert-manager.io", "Issuer"): [],
     ("cert-manager.io", "ClusterIssuer"): [],
+    ("policy.networking.k8s.io", "AdminNetworkPolicy"): ["priority", "subject"],
+    ("policy.cert-manager.io", "CertificateRequestPolicy"): ["allowed", "selector"],
 }
 print("schema validation (Kubernetes %s):" % k8s)
 counts = {"schema": 0, "crd": 0}
@@ -285,26 +369,56 @@ for d in ("base", "overlays/dev", "overlays/prod"):
         else:
             for i in src.get("items", []):
                 projected[i["path"]] = ("secret", src["name"], i["key"])
-    # serviceentries/<ns>/<file> <-> folders on disk <-> ConfigMaps
-    want = {"serviceentries/%s/%s" % (ns, f) for ns, files in folders.items() for f in files}
-    have = {p for p in projected if p.startswith("serviceentries/")}
-    for p in sorted(want - have):
-        err("%s: %s/%s is not projected (add it to configMapGenerator and the Deployment's items)"
-            % (d, se_root.rsplit("/serviceentries", 1)[0], p))
-    for p in sorted(have - want):
-        err("%s: projected %s has no file under %s" % (d, p, se_root))
-    for p in sorted(have & want):
-        _, cm, key = projected[p]
-        ns = p.split("/")[1]
-        if cm != "egress-serviceentries-" + ns:
-            err("%s: %s comes from ConfigMap %s, expected egress-serviceentries-%s" % (d, p, cm, ns))
-        with open(os.path.join(se_root, ns, key)) as f:
-            if cms[cm]["data"][key] != f.read():
-                err("%s: ConfigMap %s key %s differs from the file" % (d, cm, key))
+    # The allowlist: ConfigMap egress-allowlist projected WHOLE (no items) at
+    # /etc/egress-allowlist, which is gateway.yaml's serviceentries.dir; its keys are
+    # <ns>.<file> for every serviceentries/<ns>/<file> on disk, with the same bytes.
+    if mounts.get("/etc/egress-allowlist") != "allowlist" or "projected" not in vols.get("allowlist", {}):
+        err("%s: /etc/egress-allowlist must be the projected volume 'allowlist'" % d)
+        continue
+    al_sources = vols["allowlist"]["projected"]["sources"]
+    if [list(x) for x in al_sources] != [["configMap"]] * len(al_sources) or any("items" in x["configMap"] for x in al_sources):
+        err("%s: the allowlist volume must project whole ConfigMaps only (no items, no other sources)" % d)
+    if [x["configMap"]["name"] for x in al_sources][:1] != ["egress-allowlist"]:
+        err("%s: the allowlist volume's first source must be ConfigMap egress-allowlist" % d)
+    allowlist = {}
+    for x in al_sources:
+        cm = cms.get(x["configMap"]["name"])
+        if cm is None:
+            err("%s: projected ConfigMap %s is not generated" % (d, x["configMap"]["name"]))
+            continue
+        for k, v in cm.get("data", {}).items():
+            if k in allowlist:
+                err("%s: key %s is in two allowlist shards" % (d, k))
+            allowlist[k] = v
+    want = {"%s.%s" % (ns, f): (ns, f) for ns, files in folders.items() for f in files}
+    for k in sorted(set(want) - set(allowlist)):
+        err("%s: %s/%s/%s is not in the allowlist (add `%s=config/serviceentries/%s/%s` to "
+            "egress-allowlist in deploy/base/kustomization.yaml)" % ((d, se_root) + want[k] + (k,) + want[k]))
+    for k in sorted(set(allowlist) - set(want)):
+        err("%s: allowlist key %s has no file serviceentries/<ns>/<file> under %s" % (d, k, se_root))
+    for k in sorted(set(allowlist) & set(want)):
+        with open(os.path.join(se_root, *want[k])) as f:
+            if allowlist[k] != f.read():
+                err("%s: allowlist key %s differs from its file" % (d, k))
+    size = sum(len(k.encode()) + len(v.encode()) for x in al_sources
+               for k, v in cms.get(x["configMap"]["name"], {}).get("data", {}).items())
+    # A ConfigMap holds at most 1 MiB (the API server's limit, below etcd's 1.5 MiB
+    # request limit). Past 768 KiB it is time to shard (deploy/README.md).
+    per_cm = max([sum(len(k.encode()) + len(v.encode()) for k, v in cms.get(x["configMap"]["name"], {}).get("data", {}).items())
+                  for x in al_sources] or [0])
+    if per_cm > 768 * 1024:
+        err("%s: an allowlist ConfigMap holds %d KiB, over the 768 KiB sharding threshold "
+            "(1 MiB hard limit): add a shard, see deploy/README.md" % (d, per_cm // 1024))
+    print("  deploy/%s: allowlist %d files, %.1f KiB in %d ConfigMap(s) (ceiling 1024 KiB each, shard at 768)"
+          % (d, len(allowlist), size / 1024.0, len(al_sources)))
     if "gateway.yaml" not in projected:
         err("%s: gateway.yaml is not projected" % d)
         continue
     gw = yaml.safe_load(cms["egress-gateway-config"]["data"]["gateway.yaml"])
+    if os.path.normpath(os.path.join("/etc/egress-gateway", gw.get("serviceentries", {}).get("dir", ""))) != "/etc/egress-allowlist":
+        err("%s: gateway.yaml serviceentries.dir must lead to /etc/egress-allowlist" % d)
+    if mounts.get("/var/lib/egress-gateway") != "state" or "emptyDir" not in vols.get("state", {}):
+        err("%s: /var/lib/egress-gateway must be the emptyDir 'state' (the last good config)" % d)
     # TLS paths must be projected files.
     for k in ("cert", "key", "client_ca"):
         if gw.get("tls", {}).get(k) not in projected:
@@ -383,8 +497,9 @@ for ns, files in folders.items():
                 md = se.get("metadata") or {}
                 if not md.get("name"):
                     err("%s: ServiceEntry without metadata.name" % path)
-                if md.get("namespace", ns) != ns:
-                    err("%s: metadata.namespace %s but folder %s" % (path, md.get("namespace"), ns))
+                # Flat in the allowlist ConfigMap: the file itself must name its tenant.
+                if md.get("namespace") != ns:
+                    err("%s: metadata.namespace must be set to its folder's name %s (found %s)" % (path, ns, md.get("namespace")))
                 if not (se.get("spec") or {}).get("hosts"):
                     err("%s: %s has no spec.hosts" % (path, md.get("name")))
 print("  %d ServiceEntries in %d tenant folders" % (n, len(folders)))
@@ -400,6 +515,23 @@ if lock:
     if not ns_obj or ns_obj[0]["metadata"].get("labels", {}).get("egress.example.io/tenant") != "true":
         err("tenant example: Namespace not labelled egress.example.io/tenant=true")
     print("  tenant lock-down allows DNS + gateway ports %s" % sorted(PORTS.values()))
+
+# DNS variants: the gateway and the tenants reach their resolver on port 53 and nothing
+# else is opened; the AdminNetworkPolicy allows it before its final Deny.
+def dns_rules(np, cidr):
+    return [r for r in np["spec"]["egress"] if any(t.get("ipBlock", {}).get("cidr") == cidr for t in r.get("to", []))]
+for comp, cidr in (("dns-nodelocal", "169.254.20.10/32"), ("dns-cloud-resolver", "169.254.169.254/32")):
+    for d, np_name in (("overlays/prod", "egress-gateway"), ("examples/tenant", "egress-lockdown")):
+        np = one(rendered["components/%s+%s" % (comp, d)], "NetworkPolicy", np_name)
+        rules = dns_rules(np, cidr) if np else []
+        if len(rules) != 1 or sorted((p["protocol"], p["port"]) for p in rules[0].get("ports", [])) != [("TCP", 53), ("UDP", 53)]:
+            err("components/%s: %s in deploy/%s must reach %s on port 53 only" % (comp, np_name, d, cidr))
+        if np and dns_rules(one(rendered[d], "NetworkPolicy", np_name), cidr):
+            err("deploy/%s already opens %s without components/%s" % (d, cidr, comp))
+    anp = one(rendered["components/%s+guardrails" % comp], "AdminNetworkPolicy", "egress-tenant-lockdown")
+    if anp and anp["spec"]["egress"][-1]["action"] != "Deny":
+        err("components/%s: the AdminNetworkPolicy must still end with its Deny rule" % comp)
+print("  DNS components: gateway and tenant policies reach 169.254.20.10 / 169.254.169.254 on port 53 only")
 
 # ServiceMonitor port name exists on the admin Service.
 sm = one(rendered["monitoring"], "ServiceMonitor", "egress-gateway")
@@ -606,8 +738,12 @@ else:
         docs = rendered[d]
         dep = find(docs, "Deployment", "egress-gateway")[0]
         cms = {o["metadata"]["name"]: o for o in find(docs, "ConfigMap")}
-        root = tempfile.mkdtemp(dir=work, prefix="etc-egress-gateway-")
-        for s in dep["spec"]["template"]["spec"]["volumes"][0]["projected"]["sources"]:
+        # The pod's /etc: the config volume (items) and the allowlist volume (whole
+        # ConfigMaps) side by side, as gateway.yaml's `../egress-allowlist` expects.
+        etc = tempfile.mkdtemp(dir=work, prefix="etc-")
+        root = os.path.join(etc, "egress-gateway")
+        vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+        for s in vols["config"]["projected"]["sources"]:
             for i in (s.get("configMap") or s.get("secret"))["items"]:
                 path = os.path.join(root, i["path"])
                 os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -617,6 +753,12 @@ else:
                     data = open(secret_files[i["key"]]).read()
                 with open(path, "w") as f:
                     f.write(data)
+        allow = os.path.join(etc, "egress-allowlist")
+        os.makedirs(allow)
+        for s in vols["allowlist"]["projected"]["sources"]:
+            for k, v in cms[s["configMap"]["name"]]["data"].items():
+                with open(os.path.join(allow, k), "w") as f:
+                    f.write(v)
         r = subprocess.run([binary, "check", "--config", root], capture_output=True, text=True, timeout=60)
         out = (r.stdout + r.stderr).strip()
         print("egress-gateway check (%s, deploy/%s): exit %d" % (binary, d, r.returncode))

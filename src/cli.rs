@@ -249,6 +249,19 @@ fn print_plan(plan: &Plan<'_>, verdict: Verdict, who: &str, request: &ExplainReq
     if let Some(host) = &plan.host_header {
         println!("  forwarded with Host: {host}");
     }
+    if let Some(parent) = plan.parent {
+        for dial in plan.dial_targets() {
+            let authority = match dial {
+                DialTarget::Trusted(addr) | DialTarget::Checked(addr) => addr.to_string(),
+                DialTarget::Resolve(name, port) => format!("{name}:{port}"),
+            };
+            println!(
+                "  via parent proxy {}: CONNECT {authority} (the parent resolves names)",
+                parent.name
+            );
+        }
+        return;
+    }
     for dial in plan.dial_targets() {
         match dial {
             DialTarget::Trusted(addr) => println!("  dial {addr} (written in the entry, trusted)"),

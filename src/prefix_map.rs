@@ -58,11 +58,17 @@ impl<T> PrefixMap<T> {
 
     /// Like `get`, also returning the prefix length that matched.
     pub fn get_with_prefix(&self, addr: IpAddr) -> Option<(u8, &T)> {
+        self.matches(addr).next()
+    }
+
+    /// Every prefix that contains `addr`, with its value, longest first: for lookups where a
+    /// shorter prefix may still answer when the longest one does not (nested `addresses`).
+    pub fn matches(&self, addr: IpAddr) -> impl Iterator<Item = (u8, &T)> + '_ {
         let v6 = addr.is_ipv6();
         self.tables
             .iter()
-            .filter(|(_, is_v6, _)| *is_v6 == v6)
-            .find_map(|(len, _, table)| {
+            .filter(move |(_, is_v6, _)| *is_v6 == v6)
+            .filter_map(move |(len, _, table)| {
                 let net = IpNet::new(addr, *len).ok()?.trunc();
                 table.get(&net.network()).map(|value| (*len, value))
             })
@@ -92,6 +98,21 @@ mod tests {
         assert_eq!(map.get("10.9.9.9".parse().unwrap()), Some(&"wide"));
         assert_eq!(map.get("11.0.0.1".parse().unwrap()), None);
         assert_eq!(map.get("::1".parse().unwrap()), Some(&"v6"));
+    }
+
+    #[test]
+    fn matches_lists_every_covering_prefix_longest_first() {
+        let mut map = PrefixMap::default();
+        map.insert(net("8.8.0.0/16"), "a");
+        map.insert(net("8.8.8.0/24"), "b");
+        map.insert(net("8.0.0.0/8"), "c");
+        map.insert(net("9.0.0.0/8"), "other");
+        map.insert(net("::/0"), "v6");
+        let found: Vec<_> = map.matches("8.8.8.8".parse().unwrap()).collect();
+        assert_eq!(found, [(24, &"b"), (16, &"a"), (8, &"c")]);
+        let found: Vec<_> = map.matches("8.8.9.9".parse().unwrap()).collect();
+        assert_eq!(found, [(16, &"a"), (8, &"c")]);
+        assert_eq!(map.matches("7.0.0.1".parse().unwrap()).count(), 0);
     }
 
     #[test]

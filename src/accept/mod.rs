@@ -49,6 +49,9 @@ pub async fn accept_loop<F, Fut>(
                 };
                 match accepted {
                     Ok((stream, peer)) => {
+                        // A dual-stack (`[::]`) listener sees IPv4 clients as `::ffff:a.b.c.d`:
+                        // identity, logs and metrics name them by their IPv4 address.
+                        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                         tracker.spawn(serve(stream, peer));
                     }
                     Err(err) => {

@@ -33,8 +33,10 @@ pub struct AccessLogLine<'a> {
     pub reason: &'a str,
     /// `namespace/name` of the allowing ServiceEntry.
     pub service_entry: Option<&'a str>,
-    /// Address dialled.
+    /// Address dialled: the destination's, or the parent proxy's when there is one.
     pub upstream: Option<SocketAddr>,
+    /// The parent proxy (`host:port` as configured) the destination was reached through.
+    pub parent: Option<&'a str>,
     /// Bytes tenant → world.
     pub bytes_egress: u64,
     /// Bytes world → tenant.

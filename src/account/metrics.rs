@@ -34,6 +34,8 @@ pub const CONFIG_GENERATION: &str = "egress_config_generation";
 pub const CONFIG_LAST_SUCCESS: &str = "egress_config_last_reload_success_timestamp_seconds";
 /// Entries per namespace in the serving snapshot.
 pub const SERVICE_ENTRIES: &str = "egress_service_entries";
+/// Tunnels asked of a parent proxy, by parent and outcome.
+pub const PARENT_CONNECTS: &str = "egress_parent_connects_total";
 /// Build information.
 pub const BUILD_INFO: &str = "egress_build_info";
 
@@ -126,6 +128,10 @@ fn describe() {
         "ServiceEntries per namespace in the serving snapshot."
     );
     describe_gauge!(BUILD_INFO, "Build information; the value is always 1.");
+    describe_counter!(
+        PARENT_CONNECTS,
+        "Tunnels asked of a parent proxy (upstream.proxy), by parent and outcome (connected, or the deny reason)."
+    );
 }
 
 /// Every metric handle of one tenant, resolved once and shared by all its connections, so the
@@ -301,4 +307,9 @@ pub fn config_loaded(loaded: &LoadedSnapshot<'_>) {
 /// Records a failed load; the serving generation is unchanged.
 pub fn config_failed() {
     counter!(CONFIG_RELOADS, "result" => "failure").increment(1);
+}
+
+/// One tunnel asked of `parent`: `connected`, or the deny reason it failed with.
+pub fn parent_connect(parent: &str, outcome: &'static str) {
+    counter!(PARENT_CONNECTS, "parent" => parent.to_owned(), "outcome" => outcome).increment(1);
 }

@@ -34,6 +34,7 @@ pub struct ConnectionRecord {
     verdict: Option<Verdict>,
     service_entry: Option<Box<str>>,
     upstream: Option<SocketAddr>,
+    parent: Option<Box<str>>,
     bytes: Transferred,
     byte_counters: Option<(Counter, Counter)>,
 }
@@ -67,6 +68,7 @@ impl ConnectionRecord {
             verdict: None,
             service_entry: None,
             upstream: None,
+            parent: None,
             bytes: Transferred::default(),
             byte_counters: None,
         }
@@ -103,6 +105,11 @@ impl ConnectionRecord {
     /// A deny for `reason`.
     pub fn deny(&mut self, reason: DenyReason) {
         self.verdict(Verdict::Deny(reason));
+    }
+
+    /// The destination is reached through this parent proxy (`upstream.proxy`).
+    pub fn parent(&mut self, name: &str) {
+        self.parent = Some(name.into());
     }
 
     /// The upstream connection is up after `took`.
@@ -165,6 +172,7 @@ impl Drop for ConnectionRecord {
             reason: verdict.reason_label(),
             service_entry: self.service_entry.as_deref(),
             upstream: self.upstream,
+            parent: self.parent.as_deref(),
             bytes_egress: self.bytes.egress,
             bytes_ingress: self.bytes.ingress,
             duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),

@@ -217,6 +217,38 @@ pub struct Upstream {
     /// Holes punched in the deny list, for operators who mean it.
     #[serde(default)]
     pub allow_cidrs: Vec<IpNet>,
+    /// A parent proxy every namespace's connections go through, for networks whose only way out
+    /// is a corporate proxy; absent means dialling destinations directly.
+    #[serde(default)]
+    pub proxy: Option<ParentProxy>,
+    /// Per-namespace routes that replace `proxy`: another parent, or `direct`.
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, NamespaceUpstream>,
+}
+
+/// A parent proxy reached with `CONNECT host:port` once the gateway has decided.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentProxy {
+    /// `host:port` of the parent (plaintext HTTP/1.1). A name is resolved with the gateway's
+    /// resolver, and only the parent's own addresses are exempt from the deny list.
+    pub address: String,
+    /// A file holding `user:password` for Basic `Proxy-Authorization`, relative to
+    /// `gateway.yaml`; read at start-up and on every reload, never logged.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+}
+
+/// One namespace's route to the world when it differs from `upstream.proxy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceUpstream {
+    /// The namespace's own parent proxy.
+    #[serde(default)]
+    pub proxy: Option<ParentProxy>,
+    /// Dial this namespace's destinations directly even though `upstream.proxy` is set.
+    #[serde(default)]
+    pub direct: bool,
 }
 
 /// DNS settings.

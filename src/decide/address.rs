@@ -1,70 +1,70 @@
 //! The SSRF guard: which resolved addresses may never be dialled.
 //!
 //! Applied to every address obtained through DNS, after resolution and before the dial, so a name
-//! that resolves (or re-binds) to loopback, a private range or cloud metadata cannot be reached.
-//! Addresses an operator wrote into a ServiceEntry are trusted and never pass through here.
+//! that resolves (or re-binds) to loopback, a private range or cloud metadata cannot be reached,
+//! not even wrapped in an IPv6 form that carries the IPv4 address (NAT64, 6to4, Teredo, SIIT,
+//! IPv4-mapped). Addresses an operator wrote into a ServiceEntry are trusted and never pass
+//! through here; `check` warns about them with [`forbidden_ranges_within`].
+
+mod special;
+#[cfg(test)]
+mod tests;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
 use crate::prefix_map::PrefixMap;
+pub use special::{Embedding, SpecialRange, Treatment, SPECIAL_RANGES};
 
-/// Prefixes no DNS answer may lead to (SPEC §3).
-const BUILT_IN_DENY: [&str; 17] = [
-    "0.0.0.0/8",          // unspecified / "this network"
-    "127.0.0.0/8",        // loopback
-    "10.0.0.0/8",         // RFC 1918
-    "172.16.0.0/12",      // RFC 1918
-    "192.168.0.0/16",     // RFC 1918
-    "169.254.0.0/16",     // link-local, cloud metadata
-    "100.64.0.0/10",      // CGNAT
-    "224.0.0.0/4",        // multicast
-    "240.0.0.0/4",        // reserved, includes broadcast
-    "255.255.255.255/32", // broadcast
-    "::/128",             // unspecified
-    "::1/128",            // loopback
-    "fe80::/10",          // link-local
-    "fc00::/7",           // unique-local
-    "ff00::/8",           // multicast
-    "64:ff9b:1::/48",     // local-use NAT64 (RFC 8215)
-    "::ffff:0:0/96",      // IPv4-mapped: judged by the embedded IPv4 address instead
-];
-
-/// Whether a prefix denies or (operator-punched hole) allows.
+/// An operator's `upstream` rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rule {
+enum OperatorRule {
     Deny,
     Allow,
 }
 
-/// Classifies upstream addresses: built-in deny list, plus `deny_cidrs`, minus `allow_cidrs`.
+/// Classifies upstream addresses: the operator's `deny_cidrs` and `allow_cidrs` first (the most
+/// specific prefix wins, allow wins a tie), and where none of them matches, the built-in
+/// treatment of the special-purpose registries ([`SPECIAL_RANGES`]).
 #[derive(Debug, Clone)]
 pub struct AddressGuard {
-    rules: PrefixMap<Rule>,
+    operator: PrefixMap<OperatorRule>,
+    built_in: PrefixMap<&'static SpecialRange>,
 }
 
 impl AddressGuard {
-    /// Builds the guard; the most specific prefix wins, and an `allow_cidrs` entry wins over a
-    /// deny of the same prefix.
+    /// Builds the guard from the operator's `upstream.deny_cidrs` and `upstream.allow_cidrs`.
     pub fn new(deny_cidrs: &[IpNet], allow_cidrs: &[IpNet]) -> Self {
-        let mut rules = PrefixMap::default();
-        for net in BUILT_IN_DENY.iter().filter_map(|s| s.parse::<IpNet>().ok()) {
-            rules.insert(net, Rule::Deny);
-        }
+        let mut operator = PrefixMap::default();
         for net in deny_cidrs {
-            rules.insert(*net, Rule::Deny);
+            operator.insert(*net, OperatorRule::Deny);
         }
         for net in allow_cidrs {
-            rules.insert(*net, Rule::Allow);
+            operator.insert(*net, OperatorRule::Allow);
         }
-        Self { rules }
+        Self {
+            operator,
+            built_in: built_in_map(),
+        }
     }
 
     /// True when `addr` must not be dialled after a DNS lookup.
     pub fn is_forbidden(&self, addr: IpAddr) -> bool {
-        let addr = canonical(addr);
-        matches!(self.rules.get(addr), Some(Rule::Deny))
+        if let Some(rule) = self.operator.get(addr) {
+            return *rule == OperatorRule::Deny;
+        }
+        match self.built_in.get(addr).map(|range| range.treatment) {
+            None | Some(Treatment::Allow) => false,
+            Some(Treatment::Deny) => true,
+            Some(Treatment::Embedded(embedding)) => match addr {
+                IpAddr::V6(v6) => embedded_ipv4(v6, embedding)
+                    .into_iter()
+                    .flatten()
+                    .any(|v4| self.is_forbidden(IpAddr::V4(v4))),
+                IpAddr::V4(_) => true,
+            },
+        }
     }
 }
 
@@ -74,80 +74,68 @@ impl Default for AddressGuard {
     }
 }
 
-/// IPv4-mapped and IPv4-compatible IPv6 forms are judged as the IPv4 address they carry.
-fn canonical(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => ipv4_compatible(v6).map_or(addr, IpAddr::V4),
-        },
-        v4 => v4,
+/// The built-in rows by prefix.
+fn built_in_map() -> PrefixMap<&'static SpecialRange> {
+    let mut map = PrefixMap::default();
+    for range in SPECIAL_RANGES {
+        if let Ok(net) = range.prefix.parse::<IpNet>() {
+            map.insert(net, range);
+        }
+    }
+    map
+}
+
+/// The IPv4 addresses an IPv6 address carries in the given form (Teredo carries two).
+pub fn embedded_ipv4(v6: Ipv6Addr, embedding: Embedding) -> [Option<Ipv4Addr>; 2] {
+    let bits = u128::from(v6);
+    // Truncation to 32 bits is the point: each shift leaves the embedded address in the low bits.
+    let at = |shift: u32| Ipv4Addr::from((bits >> shift) as u32);
+    match embedding {
+        Embedding::Last32 => [Some(at(0)), None],
+        Embedding::SixToFour => [Some(at(80)), None],
+        Embedding::Teredo => [Some(at(64)), Some(Ipv4Addr::from(!(bits as u32)))],
     }
 }
 
-/// `::a.b.c.d` (deprecated IPv4-compatible form), excluding `::` and `::1`.
-fn ipv4_compatible(v6: Ipv6Addr) -> Option<Ipv4Addr> {
-    let octets = v6.octets();
-    if octets[..12].iter().all(|b| *b == 0) && v6.segments()[6] != 0 {
-        Some(Ipv4Addr::new(
-            octets[12], octets[13], octets[14], octets[15],
-        ))
-    } else {
-        None
+/// The built-in rows that an operator-written address or prefix reaches into and the guard would
+/// refuse (or, for a prefix over an IPv6 form that carries IPv4, could refuse) after a lookup:
+/// trusted addresses skip the guard, so `check` warns about these.
+pub fn forbidden_ranges_within(net: IpNet) -> Vec<&'static SpecialRange> {
+    let net = net.trunc();
+    let guard = AddressGuard::default();
+    if net.prefix_len() == net.max_prefix_len() {
+        return match guard.is_forbidden(net.addr()) {
+            true => most_specific_row(&guard, net.addr()).into_iter().collect(),
+            false => Vec::new(),
+        };
     }
+    let containing = guard
+        .built_in
+        .matches(net.network())
+        .find(|(len, _)| *len <= net.prefix_len())
+        .map(|(_, range)| *range)
+        .filter(|range| range.treatment != Treatment::Allow);
+    let inside = SPECIAL_RANGES.iter().filter(|range| {
+        range.treatment != Treatment::Allow
+            && range
+                .prefix
+                .parse::<IpNet>()
+                .is_ok_and(|row| net.contains(&row) && row != net)
+    });
+    containing.into_iter().chain(inside).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn built_in_classes_are_forbidden() {
-        let guard = AddressGuard::default();
-        for bad in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "224.0.0.1",
-            "255.255.255.255",
-            "::1",
-            "::",
-            "fe80::1",
-            "fd00::1",
-            "ff02::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
-            "::127.0.0.1",
-        ] {
-            assert!(guard.is_forbidden(ip(bad)), "{bad} should be forbidden");
-        }
-        for good in [
-            "192.0.2.1",
-            "203.0.113.9",
-            "8.8.8.8",
-            "2001:db8::1",
-            "::ffff:198.51.100.1",
-        ] {
-            assert!(!guard.is_forbidden(ip(good)), "{good} should be allowed");
-        }
-    }
-
-    #[test]
-    fn operators_extend_and_punch_holes() {
-        let guard = AddressGuard::new(
-            &["203.0.113.0/24".parse().unwrap()],
-            &["10.20.0.0/16".parse().unwrap()],
-        );
-        assert!(guard.is_forbidden(ip("203.0.113.5")));
-        assert!(!guard.is_forbidden(ip("10.20.1.1")));
-        assert!(guard.is_forbidden(ip("10.21.1.1")));
+/// The row that decided `addr`: for an IPv6 form that carries IPv4, the row of the first
+/// forbidden IPv4 address inside it.
+fn most_specific_row(guard: &AddressGuard, addr: IpAddr) -> Option<&'static SpecialRange> {
+    let range: &'static SpecialRange = guard.built_in.get(addr)?;
+    match (range.treatment, addr) {
+        (Treatment::Embedded(embedding), IpAddr::V6(v6)) => embedded_ipv4(v6, embedding)
+            .into_iter()
+            .flatten()
+            .map(IpAddr::V4)
+            .find(|v4| guard.is_forbidden(*v4))
+            .and_then(|v4| most_specific_row(guard, v4)),
+        _ => Some(range),
     }
 }

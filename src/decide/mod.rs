@@ -9,6 +9,7 @@ pub mod reason;
 pub mod rule;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -217,6 +218,8 @@ impl Policy {
 
     /// Decides whether `namespace` may reach `target`. Exact hosts beat wildcards, longer
     /// wildcard suffixes beat shorter ones, and the tenant's own entries beat `*`-exported ones.
+    /// An IP literal tries every `addresses` prefix that contains it, longest first, as a name
+    /// tries every wildcard suffix: a narrower entry on another port does not hide a wider one.
     pub fn decide<'a>(&'a self, namespace: &str, target: &Target) -> Decision<'a> {
         let mode = self.mode(namespace);
         let own = self.tenants.get(namespace).map(|own| &**own);
@@ -237,10 +240,9 @@ impl Policy {
             false
         };
         let hit = match &target.host {
-            Host::Ip(ip) => tables
-                .iter()
-                .flatten()
-                .any(|t| t.addresses.get(*ip).is_some_and(|ids| try_ids(t, ids))),
+            Host::Ip(ip) => {
+                covering_prefixes(own, &self.everyone, *ip).any(|(t, ids)| try_ids(t, ids))
+            }
             Host::Name(name) => {
                 let name = name.as_str();
                 tables
@@ -277,6 +279,36 @@ impl Policy {
             }
         }
     }
+}
+
+/// The address rules of `own` and `everyone` whose prefix contains `ip`: longest prefix first,
+/// the tenant's own table first on a tie.
+fn covering_prefixes<'a>(
+    own: Option<&'a Allowlist>,
+    everyone: &'a Allowlist,
+    ip: IpAddr,
+) -> impl Iterator<Item = (&'a Allowlist, &'a [RuleId])> + 'a {
+    let tagged = move |table: &'a Allowlist| {
+        table
+            .addresses
+            .matches(ip)
+            .map(move |(len, ids)| (len, table, ids.as_slice()))
+    };
+    let mut own = own.into_iter().flat_map(tagged).peekable();
+    let mut everyone = tagged(everyone).peekable();
+    std::iter::from_fn(move || {
+        let everyone_longer = match (own.peek(), everyone.peek()) {
+            (Some(mine), Some(shared)) => shared.0 > mine.0,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        let next = if everyone_longer {
+            everyone.next()
+        } else {
+            own.next()
+        };
+        next.map(|(_, table, ids)| (table, ids))
+    })
 }
 
 /// `a.b.example.com` → `b.example.com`, `example.com`, `com` (longest first).

@@ -35,11 +35,14 @@ pub enum DenyReason {
     /// The ClientHello carries Encrypted Client Hello: its SNI is only the public name of a front
     /// that may serve any host, so the real destination cannot be checked.
     EncryptedClientHello,
+    /// The parent proxy (`upstream.proxy`) refused the `CONNECT` (a 4xx answer): its own policy,
+    /// or credentials it did not accept.
+    ParentRefused,
 }
 
 impl DenyReason {
     /// Every reason, for pre-registering metric series.
-    pub const ALL: [DenyReason; 14] = [
+    pub const ALL: [DenyReason; 15] = [
         Self::UnknownTenant,
         Self::NotAllowlisted,
         Self::PortNotAllowed,
@@ -54,6 +57,7 @@ impl DenyReason {
         Self::SniffTimeout,
         Self::HostMismatch,
         Self::EncryptedClientHello,
+        Self::ParentRefused,
     ];
 
     /// Position in [`Self::ALL`], for tables indexed by reason.
@@ -78,6 +82,7 @@ impl DenyReason {
             Self::SniffTimeout => "sniff_timeout",
             Self::HostMismatch => "host_mismatch",
             Self::EncryptedClientHello => "encrypted_client_hello",
+            Self::ParentRefused => "parent_refused",
         }
     }
 

@@ -247,3 +247,55 @@ fn dial_targets_follow_resolution() {
         vec![DialTarget::Checked("10.0.0.1:22".parse().unwrap())]
     );
 }
+
+#[test]
+fn nested_address_prefixes_try_every_covering_prefix() {
+    let own = |n: &str| Visibility::Namespaces(vec![ns(n)]);
+    let mut policy = Policy::new(Mode::Enforce, []);
+    policy.add(
+        rule("app1", "wide-443", &[(443, Inspection::Opaque)]),
+        &own("app1"),
+        &[],
+        &["8.8.0.0/16".parse().unwrap()],
+    );
+    policy.add(
+        rule("app1", "narrow-22", &[(22, Inspection::Opaque)]),
+        &own("app1"),
+        &[],
+        &["8.8.8.0/24".parse().unwrap()],
+    );
+    policy.add(
+        rule("shared", "host-8080", &[(8080, Inspection::Opaque)]),
+        &Visibility::Everyone,
+        &[],
+        &["8.8.8.8/32".parse().unwrap()],
+    );
+    policy.add(
+        rule("shared", "wide-22", &[(22, Inspection::Opaque)]),
+        &Visibility::Everyone,
+        &[],
+        &["8.0.0.0/8".parse().unwrap()],
+    );
+    let deny = |reason| Verdict::Deny(reason);
+    let cases: &[(&str, u16, Verdict, Option<&str>)] = &[
+        ("8.8.8.8", 443, Verdict::Allow, Some("app1/wide-443")),
+        ("8.8.8.8", 22, Verdict::Allow, Some("app1/narrow-22")),
+        ("8.8.8.8", 8080, Verdict::Allow, Some("shared/host-8080")),
+        ("8.8.9.9", 443, Verdict::Allow, Some("app1/wide-443")),
+        ("8.8.9.9", 22, Verdict::Allow, Some("shared/wide-22")),
+        ("8.9.9.9", 22, Verdict::Allow, Some("shared/wide-22")),
+        ("8.8.8.8", 25, deny(DenyReason::PortNotAllowed), None),
+        ("8.9.9.9", 443, deny(DenyReason::PortNotAllowed), None),
+        ("9.9.9.9", 443, deny(DenyReason::NotAllowlisted), None),
+    ];
+    for (ip, port, verdict, entry) in cases {
+        let t = target(ip, *port);
+        let decision = policy.decide("app1", &t);
+        assert_eq!(decision.verdict, *verdict, "{ip}:{port}");
+        assert_eq!(
+            decision.rule.map(|r| r.label.as_ref()),
+            *entry,
+            "{ip}:{port}"
+        );
+    }
+}

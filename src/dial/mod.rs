@@ -5,6 +5,7 @@
 //!
 //! Returns a typed outcome; it never records metrics or logs.
 
+pub mod parent;
 pub mod race;
 pub mod resolve;
 
@@ -15,7 +16,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::decide::{AddressGuard, DenyReason, DialTarget};
+use crate::names::Host;
 
+pub use parent::{Parent, ParentRoutes};
 pub use resolve::{DnsResolver, Resolve, ResolveFailure};
 
 /// Why no upstream connection was made.
@@ -33,6 +36,9 @@ pub enum DialError {
     /// The connect timeout expired.
     #[error("upstream connect timed out")]
     Timeout,
+    /// The parent proxy answered the `CONNECT` with this refusal (4xx).
+    #[error("the parent proxy refused with status {0}")]
+    ParentRefused(u16),
 }
 
 impl DialError {
@@ -43,6 +49,7 @@ impl DialError {
             Self::Dns(_) => DenyReason::DnsFailure,
             Self::Unreachable(_) => DenyReason::UpstreamUnreachable,
             Self::Timeout => DenyReason::UpstreamTimeout,
+            Self::ParentRefused(_) => DenyReason::ParentRefused,
         }
     }
 }
@@ -141,6 +148,86 @@ impl Dialer {
                 "the entry has no dialable endpoint",
             )),
         })
+    }
+
+    /// Asks `parent` for a tunnel to each of `targets` in turn, within `timeout` overall. IP
+    /// literals still pass the deny list; names are resolved by the parent. The parent's own
+    /// addresses are the only ones exempt from the deny list.
+    pub async fn dial_via(
+        &self,
+        parent: &Parent,
+        targets: impl Iterator<Item = DialTarget>,
+        guard: &AddressGuard,
+        timeout: Duration,
+    ) -> Result<Dialed, DialError> {
+        let deadline = Instant::now() + timeout;
+        let mut failure = None;
+        for target in targets {
+            let authority = match target {
+                DialTarget::Trusted(addr) => addr.to_string(),
+                DialTarget::Checked(addr) if guard.is_forbidden(addr.ip()) => {
+                    failure.get_or_insert(DialError::Forbidden);
+                    continue;
+                }
+                DialTarget::Checked(addr) => addr.to_string(),
+                DialTarget::Resolve(name, port) => format!("{name}:{port}"),
+            };
+            match self.through(parent, &authority, deadline).await {
+                Ok(dialed) => return Ok(dialed),
+                Err(DialError::Timeout) => return Err(DialError::Timeout),
+                Err(err) => failure = Some(err),
+            }
+        }
+        Err(failure.unwrap_or_else(|| {
+            DialError::Unreachable(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the entry has no dialable endpoint",
+            ))
+        }))
+    }
+
+    /// One tunnel through `parent` to `authority`: resolve and dial the parent (raced like any
+    /// upstream), send `CONNECT`, read its answer.
+    async fn through(
+        &self,
+        parent: &Parent,
+        authority: &str,
+        deadline: Instant,
+    ) -> Result<Dialed, DialError> {
+        let addrs = match &parent.host {
+            Host::Ip(ip) => vec![SocketAddr::new(*ip, parent.port)],
+            Host::Name(name) => {
+                match tokio::time::timeout_at(deadline, self.resolver.lookup(name)).await {
+                    Ok(Ok(ips)) => ips
+                        .into_iter()
+                        .map(|ip| SocketAddr::new(ip, parent.port))
+                        .collect(),
+                    Ok(Err(failure)) => return Err(DialError::Dns(failure)),
+                    Err(_) => return Err(DialError::Timeout),
+                }
+            }
+        };
+        let addrs = addrs.into_iter().filter(|addr| !self.is_self(*addr));
+        let attempt = move |addr| connect(addr, deadline);
+        let (mut stream, addr) =
+            match race::race(race::interleave(addrs.collect()), race::STAGGER, attempt).await {
+                Ok(connected) => connected,
+                Err(Some(err)) if err.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(DialError::Timeout)
+                }
+                Err(Some(err)) => return Err(DialError::Unreachable(err)),
+                Err(None) => return Err(DialError::Forbidden),
+            };
+        let answer = tokio::time::timeout_at(deadline, parent.handshake(&mut stream, authority));
+        match answer.await {
+            Err(_) => Err(DialError::Timeout),
+            Ok(Err(err)) => Err(DialError::Unreachable(err)),
+            Ok(Ok(200..=299)) => Ok(Dialed { stream, addr }),
+            Ok(Ok(status @ 400..=499)) => Err(DialError::ParentRefused(status)),
+            Ok(Ok(status)) => Err(DialError::Unreachable(std::io::Error::other(format!(
+                "the parent proxy answered {status}"
+            )))),
+        }
     }
 
     fn is_self(&self, addr: SocketAddr) -> bool {

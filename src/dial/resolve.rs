@@ -52,8 +52,9 @@ impl DnsResolver {
         let options: &mut ResolverOpts = builder.options_mut();
         options.timeout = timeout;
         options.attempts = 2;
-        // AAAA only when there is no A: half the queries, and a hosts-file answer is enough.
-        options.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
+        // A and AAAA, asked at once: the dialler races both families (RFC 8305). Where IPv6 has
+        // no route, its attempt fails at once and the IPv4 one starts without waiting.
+        options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         options.use_hosts_file = ResolveHosts::Always;
         options.cache_size = 4096;
         Ok(Self {

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::account::{Accounting, ConnectionRecord};
+use crate::account::{metrics, Accounting, ConnectionRecord};
 use crate::dial::Dialer;
 use crate::limit::{Permit, TenantLimiter};
 use crate::plan::{DenyReason, Listener, Plan, Tenant};
@@ -97,12 +97,23 @@ impl Context {
         let started = Instant::now();
         // Resolver and connect state is only needed until the upstream answers; boxed, it is
         // freed then instead of staying in the connection's task for the tunnel's whole life.
-        let dialed = Box::pin(self.dialer.dial(
+        let (targets, guard, timeout) = (
             plan.dial_targets(),
             &snapshot.guard,
             snapshot.timeouts.connect,
-        ))
-        .await;
+        );
+        let dialed = match plan.parent {
+            Some(parent) => {
+                record.parent(&parent.name);
+                let dialed = Box::pin(self.dialer.dial_via(parent, targets, guard, timeout)).await;
+                let outcome = dialed
+                    .as_ref()
+                    .map_or_else(|err| err.reason().as_str(), |_| "connected");
+                metrics::parent_connect(&parent.name, outcome);
+                dialed
+            }
+            None => Box::pin(self.dialer.dial(targets, guard, timeout)).await,
+        };
         match dialed {
             Ok(dialed) => {
                 record.connected(dialed.addr, started.elapsed());

@@ -24,8 +24,11 @@ pub use listener::Listener;
 pub use request::{RequestHead, RequestTarget};
 pub use tenant::{identify, Tenant};
 
+use std::sync::Arc;
+
 use crate::config::gateway::Mode;
 use crate::decide::{Decision, Inspection};
+use crate::dial::Parent;
 use crate::names::{Host, Hostname, Target};
 use crate::snapshot::Snapshot;
 use crate::sniff::hello_reader::HelloSummary;
@@ -77,6 +80,8 @@ pub struct Plan<'s> {
     pub host_header: Option<String>,
     /// The tenant's concurrent connection limit.
     pub connection_limit: usize,
+    /// The parent proxy the destination is reached through (`upstream.proxy`), if any.
+    pub parent: Option<&'s Arc<Parent>>,
     refuse_ech: bool,
 }
 
@@ -145,6 +150,9 @@ pub fn plan<'s>(
         connection_limit: tenant
             .namespace()
             .map_or(0, |ns| snapshot.connection_limit(ns.as_str())),
+        parent: snapshot
+            .parents
+            .for_namespace(tenant.namespace().map(|ns| ns.as_str())),
         refuse_ech: snapshot.require_sni_match,
     };
     let (target, hello) = match ask {

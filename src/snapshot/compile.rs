@@ -45,6 +45,7 @@ pub fn compile_reusing(
     let gateway_file = loaded.dir.join(crate::config::load::GATEWAY_FILE);
     let tenants = compile_tenants(gateway, &gateway_file, &mut problems);
     check_namespace_keys(gateway, &gateway_file, &mut problems);
+    let parents = super::parents::compile_parents(&gateway.upstream, &gateway_file, &mut problems);
 
     let modes = gateway
         .enforcement
@@ -87,6 +88,7 @@ pub fn compile_reusing(
         tenants,
         trust_domain: gateway.identity.trust_domain.clone(),
         guard: AddressGuard::new(&gateway.upstream.deny_cidrs, &gateway.upstream.allow_cidrs),
+        parents,
         limits: gateway.limits.clone(),
         timeouts: gateway.timeouts.clone(),
         require_sni_match: gateway.enforcement.require_sni_match,
@@ -98,7 +100,10 @@ pub fn compile_reusing(
 }
 
 /// Position of a `gateway.yaml` field, re-reading the file (error paths only).
-fn gateway_position(file: &Path, field: &str) -> Option<crate::config::locate::Position> {
+pub(super) fn gateway_position(
+    file: &Path,
+    field: &str,
+) -> Option<crate::config::locate::Position> {
     let text = std::fs::read_to_string(file).ok()?;
     Locator::new(&text).find(0, field)
 }

@@ -8,6 +8,7 @@
 //! never pays for tearing down a large policy on a runtime worker.
 
 pub mod compile;
+pub mod parents;
 pub mod reuse;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use crate::config::gateway::{Limits, Timeouts};
 use crate::config::load::FileDigest;
 use crate::config::SourcedEntry;
 use crate::decide::{AddressGuard, Policy};
+use crate::dial::ParentRoutes;
 use crate::identify::SourceTenants;
 use crate::names::Namespace;
 
@@ -39,6 +41,8 @@ pub struct Snapshot {
     pub trust_domain: String,
     /// Which resolved addresses may never be dialled.
     pub guard: AddressGuard,
+    /// Which parent proxy, if any, each namespace's connections go through.
+    pub parents: ParentRoutes,
     /// Per-tenant and per-request bounds.
     pub limits: Limits,
     /// Phase deadlines.

@@ -85,16 +85,27 @@ pub fn parse(buf: &[u8], max_bytes: usize) -> Result<Option<ProxyRequest>, HeadE
     Ok(Some(ProxyRequest::Connect { target, head_len }))
 }
 
-/// `host:port`, `[v6]:port`; no userinfo, no path.
+/// `host:port`, `[v6]:port`; no userinfo, no path. Brackets hold exactly an IPv6 address
+/// (RFC 3986 §3.2.2) and an IPv6 address needs them: `::1:443` could be `[::1]:443` or
+/// `[::1:443]` with the port missing, and `[name]` is not a host, so both are malformed.
 pub fn parse_authority(authority: &str) -> Result<Target, HeadError> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (v6, after) = rest
             .split_once(']')
             .ok_or(HeadError::Malformed("unclosed IPv6 literal"))?;
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(HeadError::Malformed(
+                "brackets hold something other than IPv6",
+            ));
+        }
         let port = after.strip_prefix(':').ok_or(HeadError::MissingPort)?;
         (v6, port)
     } else {
-        authority.rsplit_once(':').ok_or(HeadError::MissingPort)?
+        let (host, port) = authority.rsplit_once(':').ok_or(HeadError::MissingPort)?;
+        if host.contains(':') {
+            return Err(HeadError::Malformed("IPv6 literal without brackets"));
+        }
+        (host, port)
     };
     if port.is_empty() {
         return Err(HeadError::MissingPort);
@@ -175,6 +186,18 @@ mod tests {
             (
                 "CONNECT a..b:1 HTTP/1.1\r\n\r\n",
                 HeadError::BadHost(NameError::BadLabel),
+            ),
+            (
+                "CONNECT ::1:443 HTTP/1.1\r\n\r\n",
+                HeadError::Malformed("IPv6 literal without brackets"),
+            ),
+            (
+                "CONNECT [a.example]:443 HTTP/1.1\r\n\r\n",
+                HeadError::Malformed("brackets hold something other than IPv6"),
+            ),
+            (
+                "CONNECT [127.0.0.1]:443 HTTP/1.1\r\n\r\n",
+                HeadError::Malformed("brackets hold something other than IPv6"),
             ),
         ];
         for (raw, expected) in cases {

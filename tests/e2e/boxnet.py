@@ -36,20 +36,27 @@ def log_line(path, record):
 # --- origins -------------------------------------------------------------------------------------
 
 
+def unmapped(address):
+    """(host, port) of a socket address, IPv4-mapped IPv6 written as the IPv4 it carries."""
+    host = address[0]
+    return (host[7:] if host.startswith("::ffff:") else host, address[1])
+
+
 def origin(args):
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "box-origin/1"
         protocol_version = "HTTP/1.1"
 
         def do_GET(self):
-            local = self.connection.getsockname()
+            local = unmapped(self.connection.getsockname())
+            peer = unmapped(self.client_address)
             scheme = "https" if isinstance(self.connection, ssl.SSLSocket) else "http"
             host = self.headers.get("Host", "")
             log_line(
                 args.log,
                 {
                     "local": f"{local[0]}:{local[1]}",
-                    "peer": f"{self.client_address[0]}:{self.client_address[1]}",
+                    "peer": f"{peer[0]}:{peer[1]}",
                     "host": host,
                     "scheme": scheme,
                     "path": self.path,
@@ -66,6 +73,8 @@ def origin(args):
             pass
 
     class Server(http.server.ThreadingHTTPServer):
+        # Dual stack: "::" with IPV6_V6ONLY off (Linux's default) takes IPv4 as mapped addresses.
+        address_family = socket.AF_INET6
         daemon_threads = True
         allow_reuse_address = True
 
@@ -73,9 +82,9 @@ def origin(args):
     context.load_cert_chain(args.cert, args.key)
     servers = []
     for port in args.http:
-        servers.append(Server(("0.0.0.0", port), Handler))
+        servers.append(Server(("::", port), Handler))
     for port in args.https:
-        server = Server(("0.0.0.0", port), Handler)
+        server = Server(("::", port), Handler)
         server.socket = context.wrap_socket(server.socket, server_side=True)
         servers.append(server)
     for server in servers:

@@ -52,18 +52,25 @@ impl Checks {
             });
             return;
         };
+        self.fields(&line, expect, || {
+            format!("[{}] access log for {host} from {}", gw.name, pod.addr)
+        });
+    }
+
+    /// Checks an access-log line's fields against `expect`; `what` names the line in a failure.
+    pub fn fields(
+        &mut self,
+        line: &Value,
+        expect: &[(&str, Value)],
+        what: impl FnOnce() -> String,
+    ) {
         let wrong: Vec<String> = expect
             .iter()
             .filter(|(key, value)| &line[*key] != value)
             .map(|(key, value)| format!("{key}: want {value}, got {}", line[*key]))
             .collect();
         self.check(wrong.is_empty(), || {
-            format!(
-                "[{}] access log for {host} from {}: {}\n  line: {line}",
-                gw.name,
-                pod.addr,
-                wrong.join("; ")
-            )
+            format!("{}: {}\n  line: {line}", what(), wrong.join("; "))
         });
     }
 }

@@ -26,6 +26,14 @@
 #                              canary on 127.0.0.1:80,443               origins: http 80,8080
 #                                                                        https 443,8443
 #
+# Dual stack: every link above also carries IPv6 from 2001:db8::/32 (pods 2001:db8:100::17, ::18,
+# ::33 via 2001:db8:100::1; uplink 2001:db8:2::1 <-> 2001:db8:2::fe; origins in 2001:db8:113::/64),
+# ip6tables REDIRECTs the same ports, and FORWARD drops everything but pod DNS in both families:
+#   v4only.example.test   A 203.0.113.20 only       v6only.example.test AAAA 2001:db8:113::20 only
+#   dual.example.test     A 203.0.113.21 and AAAA 2001:db8:113::21
+#   dropped6.example.test A 203.0.113.22 and AAAA 2001:db8:113::22, whose packets eg-inet drops
+#                         silently (Happy Eyeballs: the IPv4 attempt must win within the stagger)
+#
 # DNS (dnsmasq on 203.0.113.53, TTL 0, no cache): the names above, plus
 #   private.example.test  -> 10.20.30.40          metadata.example.test -> 169.254.169.254
 #   loopback.example.test -> 127.0.0.1            mapped.example.test   -> ::ffff:127.0.0.1 (AAAA)
@@ -47,6 +55,7 @@ NS_GW=eg-gw
 NS_INET=eg-inet
 PODS=(eg-app1-a eg-app1-b eg-app2-a)
 declare -A POD_ADDR=([eg-app1-a]=198.51.100.17 [eg-app1-b]=198.51.100.18 [eg-app2-a]=198.51.100.33)
+declare -A POD_ADDR6=([eg-app1-a]=2001:db8:100::17 [eg-app1-b]=2001:db8:100::18 [eg-app2-a]=2001:db8:100::33)
 declare -A POD_VETH=([eg-app1-a]=vp-app1-a [eg-app1-b]=vp-app1-b [eg-app2-a]=vp-app2-a)
 ALL_NS=("$NS_GW" "$NS_INET" "${PODS[@]}")
 
@@ -60,6 +69,16 @@ REBIND_PUBLIC=203.0.113.13
 DNS=203.0.113.53
 REBIND_DNS=203.0.113.54
 SILENT_DNS=203.0.113.55
+# IPv6 (dual stack): the same roles, from 2001:db8::/32.
+GW_POD_SIDE6=2001:db8:100::1
+GW_UPLINK6=2001:db8:2::1
+INET_LINK6=2001:db8:2::fe
+V4ONLY=203.0.113.20
+V6ONLY6=2001:db8:113::20
+DUAL=203.0.113.21
+DUAL6=2001:db8:113::21
+DROPPED=203.0.113.22
+DROPPED6=2001:db8:113::22
 SNI_PORT=15443
 HTTP_PORT=15080
 
@@ -175,7 +194,7 @@ make_pki() {
     local server="basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth"
     local client="basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth"
     issue origin "example.test" "$server\nsubjectAltName=DNS:*.example.test,DNS:example.test,DNS:*.rebind.example.test"
-    issue gateway "gateway.box.test" "$server\nsubjectAltName=DNS:gateway.box.test,IP:$GW_UPLINK,IP:$GW_POD_SIDE"
+    issue gateway "gateway.box.test" "$server\nsubjectAltName=DNS:gateway.box.test,IP:$GW_UPLINK,IP:$GW_POD_SIDE,IP:$GW_UPLINK6"
     issue app1 "app1" "$client\nsubjectAltName=URI:spiffe://cluster.local/ns/app1/sa/default"
     issue app2 "app2" "$client\nsubjectAltName=URI:spiffe://cluster.local/ns/app2/sa/default"
 }
@@ -202,12 +221,15 @@ make_network() {
     in_ns "$NS_GW" ip link add br-pods type bridge
     in_ns "$NS_GW" ip addr add "$GW_POD_SIDE/24" dev br-pods
     in_ns "$NS_GW" ip link set br-pods up
+    in_ns "$NS_GW" ip -6 addr add "$GW_POD_SIDE6/64" dev br-pods nodad
     for pod in "${PODS[@]}"; do
         ip link add "${POD_VETH[$pod]}" netns "$NS_GW" type veth peer name eth0 netns "$pod"
         in_ns "$NS_GW" ip link set "${POD_VETH[$pod]}" master br-pods up
         in_ns "$pod" ip addr add "${POD_ADDR[$pod]}/24" dev eth0
         in_ns "$pod" ip link set eth0 up
         in_ns "$pod" ip route add default via "$GW_POD_SIDE"
+        in_ns "$pod" ip -6 addr add "${POD_ADDR6[$pod]}/64" dev eth0 nodad
+        in_ns "$pod" ip -6 route add default via "$GW_POD_SIDE6"
         mkdir -p "/etc/netns/$pod"
         printf 'nameserver %s\noptions timeout:1 attempts:2\n' "$DNS" >"/etc/netns/$pod/resolv.conf"
     done
@@ -215,7 +237,10 @@ make_network() {
     in_ns "$NS_GW" ip addr add "$GW_UPLINK/24" dev uplink
     in_ns "$NS_GW" ip link set uplink up
     in_ns "$NS_GW" ip route add 203.0.113.0/24 via "$INET_LINK"
+    in_ns "$NS_GW" ip -6 addr add "$GW_UPLINK6/64" dev uplink nodad
+    in_ns "$NS_GW" ip -6 route add 2001:db8:113::/64 via "$INET_LINK6"
     in_ns "$NS_GW" sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'
+    in_ns "$NS_GW" sh -c 'echo 1 >/proc/sys/net/ipv6/conf/all/forwarding'
     mkdir -p "/etc/netns/$NS_GW"
     printf 'nameserver %s\noptions timeout:1 attempts:2\n' "$DNS" >"/etc/netns/$NS_GW/resolv.conf"
 
@@ -224,8 +249,18 @@ make_network() {
     for addr in "$API" "$WEB" "$OTHER" "$REBIND_PUBLIC" "$DNS" "$REBIND_DNS" "$SILENT_DNS"; do
         in_ns "$NS_INET" ip addr add "$addr/24" dev eth0
     done
+    in_ns "$NS_INET" ip addr add "$V4ONLY/24" dev eth0
+    in_ns "$NS_INET" ip addr add "$DUAL/24" dev eth0
+    in_ns "$NS_INET" ip addr add "$DROPPED/24" dev eth0
+    in_ns "$NS_INET" ip -6 addr add "$INET_LINK6/64" dev eth0 nodad
+    for addr in "$V6ONLY6" "$DUAL6" "$DROPPED6"; do
+        in_ns "$NS_INET" ip -6 addr add "$addr/64" dev eth0 nodad
+    done
     in_ns "$NS_INET" ip link set eth0 up
     in_ns "$NS_INET" ip route add 198.51.100.0/24 via "$GW_UPLINK"
+    in_ns "$NS_INET" ip -6 route add 2001:db8:100::/64 via "$GW_UPLINK6"
+    # The AAAA answer of dropped6.example.test leads nowhere: SYNs vanish, nothing answers.
+    in_ns "$NS_INET" ip6tables -w 5 -A INPUT -d "$DROPPED6" -j DROP
 
     # Transparent redirect (in the gateway's own namespace, so SO_ORIGINAL_DST sees the pod's
     # destination), and no way out for pods except DNS to the box resolver.
@@ -238,6 +273,12 @@ make_network() {
     "${ipt[@]}" -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
     "${ipt[@]}" -A FORWARD -i br-pods -o uplink -d "$DNS" -p udp --dport 53 -j ACCEPT
     "${ipt[@]}" -A FORWARD -i br-pods -o uplink -d "$DNS" -p tcp --dport 53 -j ACCEPT
+    local ip6t=(ip netns exec "$NS_GW" ip6tables -w 5)
+    "${ip6t[@]}" -t nat -A PREROUTING -i br-pods -p tcp -d 2001:db8:113::/64 -m multiport --dports 443,8443 \
+        -j REDIRECT --to-ports "$SNI_PORT"
+    "${ip6t[@]}" -t nat -A PREROUTING -i br-pods -p tcp -d 2001:db8:113::/64 -m multiport --dports 80,8080 \
+        -j REDIRECT --to-ports "$HTTP_PORT"
+    "${ip6t[@]}" -P FORWARD DROP
 }
 
 make_services() {
@@ -263,6 +304,10 @@ host-record=private.example.test,10.20.30.40
 host-record=metadata.example.test,169.254.169.254
 host-record=loopback.example.test,127.0.0.1
 host-record=mapped.example.test,::ffff:127.0.0.1
+host-record=v4only.example.test,$V4ONLY
+host-record=v6only.example.test,$V6ONLY6
+host-record=dual.example.test,$DUAL,$DUAL6
+host-record=dropped6.example.test,$DROPPED,$DROPPED6
 server=/rebind.example.test/$REBIND_DNS
 EOF
     start_bg dnsmasq "$NS_INET" dnsmasq --keep-in-foreground --conf-file="$STATE/dnsmasq.conf"
@@ -280,6 +325,7 @@ EOF
     wait_tcp "$NS_INET" "$API" 8443
     wait_tcp "$NS_INET" "$WEB" 80
     wait_tcp "$NS_INET" "$WEB" 8080
+    wait_tcp "$NS_INET" "$V6ONLY6" 443
     wait_tcp "$NS_GW" 127.0.0.1 443
     wait_tcp "$NS_INET" "$SILENT_DNS" 53
     wait_udp "$NS_INET" "$REBIND_DNS" 53
@@ -300,10 +346,10 @@ write_gateway_config() {
     mkdir -p "$dir/serviceentries/app1" "$dir/serviceentries/app2"
     cat >"$dir/gateway.yaml" <<EOF
 listeners:
-  connect: {address: "$GW_UPLINK:3128"}
-  connect_tls: {address: "$GW_UPLINK:3129"}
-  sni: {address: "$GW_POD_SIDE:$SNI_PORT", port: 443}
-  http: {address: "$GW_POD_SIDE:$HTTP_PORT", port: 80}
+  connect: {address: "[::]:3128"}
+  connect_tls: {address: "[::]:3129"}
+  sni: {address: "[::]:$SNI_PORT", port: 443}
+  http: {address: "[::]:$HTTP_PORT", port: 80}
 admin: {address: "127.0.0.1:9901"}
 tls: {cert: $STATE/gateway.pem, key: $STATE/gateway-key.pem, client_ca: $STATE/ca.pem}
 identity:
@@ -311,6 +357,8 @@ identity:
   sources:
     - {cidr: "198.51.100.16/28", namespace: app1}
     - {cidr: "198.51.100.32/28", namespace: app2}
+    - {cidr: "2001:db8:100::10/124", namespace: app1}
+    - {cidr: "2001:db8:100::30/124", namespace: app2}
 dns:
   servers: ["$DNS:53"]
 timeouts: {connect: 3s}
@@ -330,6 +378,14 @@ metadata: {name: web}
 spec:
   hosts: [web.example.test]
   ports: [{number: 80, name: http, protocol: HTTP}, {number: 8080, name: http-alt, protocol: HTTP}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dual-stack}
+spec:
+  hosts: [v4only.example.test, v6only.example.test, dual.example.test, dropped6.example.test]
+  ports: [{number: 443, name: https, protocol: HTTPS}, {number: 80, name: http, protocol: HTTP}]
   resolution: DNS
 ---
 # Allowlisted on purpose: their DNS answers are what the gateway must refuse (forbidden_address).

@@ -1,4 +1,6 @@
-//! Config: the box gateway's `gateway.yaml` and the tenants' ServiceEntry files.
+//! Config: the box gateway's `gateway.yaml` and the tenants' ServiceEntry files. Listeners bind
+//! `[::]` (dual stack: IPv4 clients arrive as mapped addresses), and `identity.sources` names each
+//! tenant by an IPv4 and an IPv6 prefix.
 
 use crate::harness::state;
 use crate::CONNECT_TIMEOUT;
@@ -6,10 +8,10 @@ use crate::CONNECT_TIMEOUT;
 pub fn gateway_yaml() -> String {
     format!(
         r#"listeners:
-  connect: {{address: "192.0.2.1:3128"}}
-  connect_tls: {{address: "192.0.2.1:3129"}}
-  sni: {{address: "198.51.100.1:15443", port: 443}}
-  http: {{address: "198.51.100.1:15080", port: 80}}
+  connect: {{address: "[::]:3128"}}
+  connect_tls: {{address: "[::]:3129"}}
+  sni: {{address: "[::]:15443", port: 443}}
+  http: {{address: "[::]:15080", port: 80}}
 admin: {{address: "127.0.0.1:9901"}}
 tls: {{cert: {gw}, key: {gw_key}, client_ca: {ca}}}
 identity:
@@ -17,8 +19,14 @@ identity:
   sources:
     - {{cidr: "198.51.100.16/28", namespace: app1}}
     - {{cidr: "198.51.100.32/28", namespace: app2}}
+    - {{cidr: "2001:db8:100::10/124", namespace: app1}}
+    - {{cidr: "2001:db8:100::30/124", namespace: app2}}
 dns:
   servers: ["203.0.113.53:53"]
+# The box's "internet" lives in documentation ranges, which the built-in deny list refuses in
+# DNS answers like any other not-globally-reachable range: a hole for it, as a lab must punch.
+upstream:
+  allow_cidrs: ["203.0.113.0/24", "2001:db8:113::/64"]
 timeouts: {{connect: {connect}s}}
 "#,
         gw = state("gateway.pem"),
@@ -53,6 +61,17 @@ pub fn app1_entries() -> String {
             "web",
             &["web.example.test"],
             &[(80, "HTTP"), (8080, "HTTP")],
+        ),
+        // The dual-stack origins (tests/e2e/dual_stack.rs).
+        entry(
+            "dual-stack",
+            &[
+                "v4only.example.test",
+                "v6only.example.test",
+                "dual.example.test",
+                "dropped6.example.test",
+            ],
+            &[(443, "HTTPS"), (80, "HTTP")],
         ),
         // Allowlisted on purpose: their DNS answers are what the gateway must refuse.
         entry(

@@ -11,11 +11,12 @@
 //!
 //! `main.rs` holds the box's addresses and the one test; `harness` builds the box and runs the
 //! gateway in it, `curl` runs curl in a pod, `checks` collects failures, `config` writes the
-//! gateway's config, and `transparent`, `explicit`, `resolution` and `reload` are the scenarios.
+//! gateway's config, and `transparent`, `explicit`, `dual_stack`, `resolution` and `reload` are the scenarios.
 
 mod checks;
 mod config;
 mod curl;
+mod dual_stack;
 mod explicit;
 mod harness;
 mod reload;
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use checks::{is_forbidden_upstream, read_jsonl, Checks};
 use config::{app1_entries, app2_entries, gateway_yaml};
 use curl::cacert;
+use dual_stack::dual_stack;
 use explicit::explicit;
 use harness::{state, unavailable, BoxGuard, Gateway, RunLock};
 use reload::hot_reload;
@@ -106,6 +108,7 @@ fn cluster_in_a_box() {
 
     transparent(&mut c, &gw, &ca);
     explicit(&mut c, &gw);
+    dual_stack(&mut c, &gw);
     resolution_attacks(&mut c, &gw, &ca);
     hot_reload(&mut c, &gw, &ca);
     no_dns_answer(&mut c);
@@ -129,7 +132,7 @@ fn cluster_in_a_box() {
         c.check(
             request["peer"]
                 .as_str()
-                .is_some_and(|p| p.starts_with("192.0.2.1:")),
+                .is_some_and(|p| p.starts_with("192.0.2.1:") || p.starts_with("2001:db8:2::1:")),
             || format!("an origin was reached other than through the gateway: {request}"),
         );
     }

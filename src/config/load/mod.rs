@@ -261,6 +261,18 @@ fn resolve_paths(gateway: &mut GatewayFile, dir: &Path) {
         tls.key = dir.join(&tls.key);
         tls.client_ca = dir.join(&tls.client_ca);
     }
+    let upstream = &mut gateway.upstream;
+    let parents = upstream.proxy.iter_mut().chain(
+        upstream
+            .namespaces
+            .values_mut()
+            .filter_map(|ns| ns.proxy.as_mut()),
+    );
+    for parent in parents {
+        if let Some(file) = parent.credentials_file.as_mut() {
+            *file = dir.join(&*file);
+        }
+    }
 }
 
 /// Finds `*.yaml` / `*.yml` below `dir`, following symlinks but skipping `..`-prefixed entries
