@@ -5,6 +5,7 @@
 
 pub mod diagnostic;
 pub mod gateway;
+pub mod last_good;
 pub mod load;
 pub mod locate;
 pub mod serviceentry;
