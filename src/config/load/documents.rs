@@ -111,8 +111,13 @@ fn read_object(
             read_service_entry(source, value, prefix, out, sink);
         }
         Some("List") | Some("ServiceEntryList") => {
-            let items = match value.get("items") {
-                Some(Value::Sequence(items)) => items.clone(),
+            // Taken out of the document, not copied: a List can hold the whole allowlist.
+            let items = match value {
+                Value::Mapping(mut document) => document.remove("items"),
+                _ => None,
+            };
+            let items = match items {
+                Some(Value::Sequence(items)) => items,
                 _ => {
                     sink.push(Diagnostic::error(
                         source.path,

@@ -257,6 +257,20 @@ pub fn load_from(
     })
 }
 
+/// What the loader makes of the text of one ServiceEntry file at `path` (below the namespace
+/// folder `top_folder`, if any), without touching the file system: the entries it defines and
+/// every finding with its position. The fuzz target drives the loader through this.
+pub fn read_entries_text(
+    path: &Path,
+    text: &str,
+    top_folder: Option<&str>,
+) -> (Vec<SourcedEntry>, Vec<Diagnostic>) {
+    let mut sink = Sink::default();
+    let mut entries = Vec::new();
+    read_entries(path, text, top_folder, &mut entries, &mut sink);
+    (entries, sink.diagnostics)
+}
+
 /// Collects diagnostics and digests as files are read.
 #[derive(Default)]
 pub(super) struct Sink {
