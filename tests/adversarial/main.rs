@@ -12,6 +12,7 @@ mod common;
 
 mod attack;
 mod baseline;
+mod config_side;
 mod connect_target;
 mod hello;
 mod mtls_identity;
