@@ -19,10 +19,11 @@ use crate::account::Accounting;
 use crate::admin::{self, AdminState};
 use crate::config::load::{FileDigest, ParseCache, Sources};
 use crate::config::{self, last_good, Diagnostic, LoadedConfig};
+use crate::dial::pool::IdlePool;
 use crate::dial::{Dialer, DnsResolver};
 use crate::limit::TenantLimiter;
 use crate::pace::Pacer;
-use crate::pipeline::Context;
+use crate::pipeline::{self, Context};
 use crate::plan::Listener;
 use crate::reload;
 use crate::snapshot::{self, CompileCache, Snapshot, SnapshotCell};
@@ -124,7 +125,9 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         hard_stop: hard_stop.clone(),
         tasks: tracker.clone(),
         accounting: Arc::new(Accounting::stdout()),
+        pool: IdlePool::default(),
     });
+    tokio::spawn(pipeline::pooled::upkeep(ctx.clone()));
     let stop_accepting = CancellationToken::new();
 
     let admin_state = Arc::new(AdminState {

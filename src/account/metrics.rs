@@ -43,6 +43,8 @@ pub const CONFIG_LAST_GOOD_IN_USE: &str = "egress_config_last_good_in_use";
 pub const SERVICE_ENTRIES: &str = "egress_service_entries";
 /// Tunnels asked of a parent proxy, by parent and outcome.
 pub const PARENT_CONNECTS: &str = "egress_parent_connects_total";
+/// Idle upstream connections kept for forwarded HTTP/1.1.
+pub const UPSTREAM_POOL_IDLE: &str = "egress_upstream_pool_idle_connections";
 /// Build information.
 pub const BUILD_INFO: &str = "egress_build_info";
 
@@ -143,6 +145,10 @@ fn describe() {
         "ServiceEntries per namespace in the serving snapshot."
     );
     describe_gauge!(BUILD_INFO, "Build information; the value is always 1.");
+    describe_gauge!(
+        UPSTREAM_POOL_IDLE,
+        "Idle upstream connections kept for forwarded HTTP/1.1 (upstream.pool), all tenants."
+    );
     describe_counter!(
         PARENT_CONNECTS,
         "Tunnels asked of a parent proxy (upstream.proxy), by parent and outcome (connected, or the deny reason)."
@@ -337,4 +343,9 @@ pub fn last_good_in_use(in_use: bool) {
 /// One tunnel asked of `parent`: `connected`, or the deny reason it failed with.
 pub fn parent_connect(parent: &str, outcome: &'static str) {
     counter!(PARENT_CONNECTS, "parent" => parent.to_owned(), "outcome" => outcome).increment(1);
+}
+
+/// The number of idle upstream connections in the pool.
+pub fn pool_idle(idle: usize) {
+    gauge!(UPSTREAM_POOL_IDLE).set(idle as f64);
 }

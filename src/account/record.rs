@@ -112,6 +112,11 @@ impl ConnectionRecord {
         self.parent = Some(name.into());
     }
 
+    /// An idle upstream connection to `upstream` is reused: no connect, no latency sample.
+    pub fn reused(&mut self, upstream: SocketAddr) {
+        self.upstream = Some(upstream);
+    }
+
     /// The upstream connection is up after `took`.
     pub fn connected(&mut self, upstream: SocketAddr, took: Duration) {
         self.upstream = Some(upstream);

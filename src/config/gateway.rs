@@ -232,6 +232,47 @@ pub struct Upstream {
     /// Per-namespace routes that replace `proxy`: another parent, or `direct`.
     #[serde(default)]
     pub namespaces: BTreeMap<String, NamespaceUpstream>,
+    /// Idle upstream connections kept for forwarded HTTP/1.1 requests.
+    #[serde(default)]
+    pub pool: UpstreamPool,
+}
+
+/// Keep-alive for forwarded HTTP/1.1: an idle upstream connection serves the same tenant's next
+/// request to the same destination. Never shared across tenants; `max_idle: 0` turns it off.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamPool {
+    /// Idle connections kept per tenant and destination.
+    #[serde(default = "default_pool_per_upstream")]
+    pub max_idle_per_upstream: usize,
+    /// Idle connections kept in all (per replica).
+    #[serde(default = "default_pool_max_idle")]
+    pub max_idle: usize,
+    /// An idle connection unused this long is closed.
+    #[serde(default = "default_pool_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for UpstreamPool {
+    fn default() -> Self {
+        Self {
+            max_idle_per_upstream: default_pool_per_upstream(),
+            max_idle: default_pool_max_idle(),
+            idle_timeout: default_pool_idle_timeout(),
+        }
+    }
+}
+
+fn default_pool_per_upstream() -> usize {
+    32
+}
+
+fn default_pool_max_idle() -> usize {
+    1024
+}
+
+fn default_pool_idle_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// A parent proxy reached with `CONNECT host:port` once the gateway has decided.

@@ -6,6 +6,7 @@
 //! Returns a typed outcome; it never records metrics or logs.
 
 pub mod parent;
+pub mod pool;
 pub mod race;
 pub mod resolve;
 

@@ -22,12 +22,15 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::io::{ByteCounts, Counted};
-use super::{upgrade, Context, Outbound};
+use super::pooled::{self, Finishing, OnEnd, PoolKey, PooledConnection, Returning};
+use super::{upgrade, Context};
+use crate::account::ConnectionRecord;
 use crate::plan::{self, Ask, DenyReason, Listener, RequestHead, Tenant};
+use crate::snapshot::Snapshot;
 use crate::splice::Transferred;
 
 /// The body of an answer: the upstream's, or one the gateway wrote.
-pub(super) type Body = Either<Incoming, Full<Bytes>>;
+pub(super) type Body = Either<Finishing, Full<Bytes>>;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1), plus proxy credentials.
 const HOP_BY_HOP: [&str; 9] = [
@@ -129,41 +132,64 @@ async fn forward(
             return deny(reason);
         }
     };
-    let Outbound {
-        permit: admitted,
-        upstream,
-    } = match ctx.open(&snapshot, &plan, tenant, &mut record).await {
-        Ok(outbound) => outbound,
+    let admitted = match ctx.admit(&plan, tenant, &mut record) {
+        Ok(permit) => permit,
         Err(reason) => return deny(reason),
     };
-    let host = plan.host_header.clone().unwrap_or_default();
-    drop(plan);
-    let counts = Arc::new(ByteCounts::default());
-    let io = TokioIo::new(Counted::new(upstream, counts.clone()));
-    let (mut sender, connection) = match hyper::client::conn::http1::handshake(io).await {
-        Ok(pair) => pair,
-        Err(_) => {
-            record.deny(DenyReason::UpstreamUnreachable);
-            return deny(DenyReason::UpstreamUnreachable);
-        }
+    // An upgrade turns its connection into a tunnel: it neither takes nor gives back a pooled
+    // connection.
+    let key = match upgrade {
+        None => PoolKey::of(&snapshot, &plan, tenant.namespace()),
+        Some(_) => None,
     };
-    let upstream_connection = ctx.tasks.spawn(connection.with_upgrades());
+    let pooled = key
+        .as_ref()
+        .and_then(|key| pooled::checkout(ctx, key, snapshot.pool));
+    let reused = pooled.is_some();
+    let mut connection = match pooled {
+        Some(connection) => {
+            record.reused(connection.addr);
+            connection
+        }
+        None => match fresh(ctx, &snapshot, &plan, &mut record).await {
+            Ok(connection) => connection,
+            Err(reason) => return deny(reason),
+        },
+    };
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
-    let mut request = upstream_request(req, &host);
+    let mut request = upstream_request(req, plan.host_header.as_deref().unwrap_or_default());
     if let Some(upgrade) = &upgrade {
         upgrade.restore(request.headers_mut());
     }
-    let http_bytes = move || Transferred {
-        egress: counts.written.load(Ordering::Relaxed),
-        ingress: counts.read.load(Ordering::Relaxed),
+    let mut before = connection.counts.transferred();
+    let mut sent = connection.sender.try_send_request(request).await;
+    if let Err(unsent) = &mut sent {
+        // A pooled connection the upstream closed while it sat idle: the request never left,
+        // so it goes once more on a new connection.
+        if let (true, Some(request)) = (reused, unsent.take_message()) {
+            connection = match fresh(ctx, &snapshot, &plan, &mut record).await {
+                Ok(connection) => connection,
+                Err(reason) => return deny(reason),
+            };
+            before = Transferred::default();
+            sent = connection.sender.try_send_request(request).await;
+        }
+    }
+    drop(plan);
+    let counts = connection.counts.clone();
+    let exchanged = move || {
+        let now = counts.transferred();
+        Transferred {
+            egress: now.egress - before.egress,
+            ingress: now.ingress - before.ingress,
+        }
     };
-    let mut response = match sender.send_request(request).await {
-        Ok(response) => response,
-        Err(_) => return plain(StatusCode::BAD_GATEWAY, "egress-gateway: upstream failed\n"),
+    let Ok(mut response) = sent else {
+        return plain(StatusCode::BAD_GATEWAY, "egress-gateway: upstream failed\n");
     };
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-    match (upgrade, client_upgrade) {
-        (Some(upgrade), Some(client)) if switching => {
+    match (upgrade, client_upgrade, connection.task.take()) {
+        (Some(upgrade), Some(client), Some(upstream_connection)) if switching => {
             let switch = upgrade::Switch {
                 client,
                 upstream: hyper::upgrade::on(&mut response),
@@ -174,26 +200,61 @@ async fn forward(
             let ctx_tunnel = ctx.clone();
             ctx.tasks.spawn(async move {
                 let _ = upstream_connection.await;
-                upgrade::splice(&ctx_tunnel, &snapshot, switch, http_bytes()).await;
+                upgrade::splice(&ctx_tunnel, &snapshot, switch, exchanged()).await;
             });
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             upgrade.restore(&mut parts.headers);
-            Response::from_parts(parts, Either::Left(body))
+            Response::from_parts(parts, Either::Left(Finishing::new(body, None, None)))
         }
         _ => {
-            // The upstream connection lives until the response body is done; the record is
-            // written then.
-            ctx.tasks.spawn(async move {
-                let _ = upstream_connection.await;
-                record.progress(http_bytes());
+            // The request is accounted, and its slot freed, when the response body ends; a
+            // complete exchange gives the connection back for the tenant's next request.
+            let on_end: OnEnd = Box::new(move |_complete| {
+                record.progress(exchanged());
+                drop(record);
                 drop(admitted);
             });
+            let returning = key
+                .filter(|_| snapshot.pool.total > 0 && !ctx.draining.is_cancelled())
+                .map(|key| Returning {
+                    ctx: ctx.clone(),
+                    key,
+                    connection,
+                    limits: snapshot.pool,
+                });
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
+            let body = Finishing::new(body, Some(on_end), returning);
             Response::from_parts(parts, Either::Left(body))
         }
     }
+}
+
+/// A new upstream connection for the plan: dialled (directly or through the parent), HTTP/1.1
+/// handshake done, its connection task running in the tracker.
+async fn fresh(
+    ctx: &Arc<Context>,
+    snapshot: &Snapshot,
+    plan: &plan::Plan<'_>,
+    record: &mut ConnectionRecord,
+) -> Result<PooledConnection, DenyReason> {
+    let upstream = ctx.dial(snapshot, plan, record).await?;
+    let addr = upstream
+        .peer_addr()
+        .map_err(|_| DenyReason::UpstreamUnreachable)?;
+    let counts = Arc::new(ByteCounts::default());
+    let io = TokioIo::new(Counted::new(upstream, counts.clone()));
+    let Ok((sender, connection)) = hyper::client::conn::http1::handshake(io).await else {
+        record.deny(DenyReason::UpstreamUnreachable);
+        return Err(DenyReason::UpstreamUnreachable);
+    };
+    Ok(PooledConnection {
+        sender,
+        addr,
+        counts,
+        task: Some(ctx.tasks.spawn(connection.with_upgrades())),
+    })
 }
 
 /// What the planner needs from a request hyper parsed.

@@ -75,6 +75,16 @@ pub struct ByteCounts {
     pub written: AtomicU64,
 }
 
+impl ByteCounts {
+    /// Everything so far, written as egress (towards upstream) and read as ingress.
+    pub fn transferred(&self) -> crate::splice::Transferred {
+        crate::splice::Transferred {
+            egress: self.written.load(Ordering::Relaxed),
+            ingress: self.read.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A stream that counts what passes through it.
 pub struct Counted<T> {
     inner: T,

@@ -9,6 +9,7 @@ pub mod forward;
 pub mod h2;
 pub mod h2_stream;
 pub mod io;
+pub mod pooled;
 pub mod sni;
 pub mod tunnel_http;
 pub mod upgrade;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::account::{metrics, Accounting, ConnectionRecord};
+use crate::dial::pool::IdlePool;
 use crate::dial::Dialer;
 use crate::limit::{Permit, TenantLimiter};
 use crate::plan::{DenyReason, Listener, Plan, Tenant};
@@ -51,6 +53,8 @@ pub struct Context {
     pub tasks: TaskTracker,
     /// Metric handles and the access log.
     pub accounting: Arc<Accounting>,
+    /// Idle upstream connections of forwarded HTTP/1.1, by tenant and destination.
+    pub pool: IdlePool<pooled::PoolKey, pooled::PooledConnection>,
 }
 
 /// A connection the plan let out: its slot and the connected upstream.
@@ -89,11 +93,34 @@ impl Context {
         tenant: &Tenant,
         record: &mut ConnectionRecord,
     ) -> Result<Outbound, DenyReason> {
+        let permit = self.admit(plan, tenant, record)?;
+        let upstream = self.dial(snapshot, plan, record).await?;
+        Ok(Outbound { permit, upstream })
+    }
+
+    /// Takes the tenant's connection slot for what `plan` lets out.
+    pub fn admit(
+        &self,
+        plan: &Plan<'_>,
+        tenant: &Tenant,
+        record: &mut ConnectionRecord,
+    ) -> Result<Permit, DenyReason> {
         let namespace = tenant.namespace().map_or("", |ns| ns.as_str());
-        let Some(permit) = self.limiter.try_acquire(namespace, plan.connection_limit) else {
-            record.deny(DenyReason::TenantConnectionLimit);
-            return Err(DenyReason::TenantConnectionLimit);
-        };
+        self.limiter
+            .try_acquire(namespace, plan.connection_limit)
+            .ok_or_else(|| {
+                record.deny(DenyReason::TenantConnectionLimit);
+                DenyReason::TenantConnectionLimit
+            })
+    }
+
+    /// Dials the plan's targets, directly or through the plan's parent proxy.
+    pub async fn dial(
+        &self,
+        snapshot: &Snapshot,
+        plan: &Plan<'_>,
+        record: &mut ConnectionRecord,
+    ) -> Result<TcpStream, DenyReason> {
         let started = Instant::now();
         // Resolver and connect state is only needed until the upstream answers; boxed, it is
         // freed then instead of staying in the connection's task for the tunnel's whole life.
@@ -117,10 +144,7 @@ impl Context {
         match dialed {
             Ok(dialed) => {
                 record.connected(dialed.addr, started.elapsed());
-                Ok(Outbound {
-                    permit,
-                    upstream: dialed.stream,
-                })
+                Ok(dialed.stream)
             }
             Err(err) => {
                 tracing::debug!(target = ?plan.target, error = %err, "upstream dial failed");

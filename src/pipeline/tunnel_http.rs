@@ -17,6 +17,7 @@ use tokio::sync::Mutex;
 
 use super::forward::{deny, plain, request_head, strip_hop_by_hop, upstream_request, Body};
 use super::io::{ByteCounts, Counted};
+use super::pooled::Finishing;
 use super::Context;
 use crate::account::ConnectionRecord;
 use crate::plan::{Plan, Verdict};
@@ -59,7 +60,10 @@ pub async fn serve<I>(
                         Ok(response) => {
                             let (mut parts, body) = response.into_parts();
                             strip_hop_by_hop(&mut parts.headers);
-                            Response::from_parts(parts, http_body_util::Either::Left(body))
+                            Response::from_parts(
+                                parts,
+                                http_body_util::Either::Left(Finishing::new(body, None, None)),
+                            )
                         }
                         Err(_) => {
                             plain(StatusCode::BAD_GATEWAY, "egress-gateway: upstream failed\n")

@@ -21,6 +21,7 @@ use crate::decide::{
     AddressGuard, Endpoint, EndpointAddress, Inspection, Policy, Rule, RulePort, Upstream,
     Visibility,
 };
+use crate::dial::pool::PoolLimits;
 use crate::identify::SourceTenants;
 use crate::names::{HostPattern, Hostname, Namespace};
 use crate::pace::Pacer;
@@ -89,6 +90,11 @@ pub fn compile_reusing(
         trust_domain: gateway.identity.trust_domain.clone(),
         guard: AddressGuard::new(&gateway.upstream.deny_cidrs, &gateway.upstream.allow_cidrs),
         parents,
+        pool: PoolLimits {
+            per_upstream: gateway.upstream.pool.max_idle_per_upstream,
+            total: gateway.upstream.pool.max_idle,
+            idle: gateway.upstream.pool.idle_timeout,
+        },
         limits: gateway.limits.clone(),
         timeouts: gateway.timeouts.clone(),
         require_sni_match: gateway.enforcement.require_sni_match,

@@ -21,6 +21,7 @@ use crate::config::gateway::{Limits, Timeouts};
 use crate::config::load::FileDigest;
 use crate::config::SourcedEntry;
 use crate::decide::{AddressGuard, Policy};
+use crate::dial::pool::PoolLimits;
 use crate::dial::ParentRoutes;
 use crate::identify::SourceTenants;
 use crate::names::Namespace;
@@ -43,6 +44,8 @@ pub struct Snapshot {
     pub guard: AddressGuard,
     /// Which parent proxy, if any, each namespace's connections go through.
     pub parents: ParentRoutes,
+    /// Bounds of the idle upstream connection pool (forwarded HTTP/1.1).
+    pub pool: PoolLimits,
     /// Per-tenant and per-request bounds.
     pub limits: Limits,
     /// Phase deadlines.

@@ -1,6 +1,7 @@
 //! What "nothing leaked" means for every attack: the gateway's open file descriptors
 //! (`/proc/<pid>/fd`) and the sum of `egress_active_connections` return to what they were before
-//! the attack, polled with a bounded deadline.
+//! the attack, polled with a bounded deadline. Idle upstream connections the pool keeps on
+//! purpose (`egress_upstream_pool_idle_connections`, one descriptor each) are not leaks.
 
 use std::time::{Duration, Instant};
 
@@ -15,9 +16,13 @@ pub struct Baseline {
 
 /// The sum of every `egress_active_connections` series.
 pub fn active_connections(gw: &Gateway) -> f64 {
+    metric_sum(gw, "egress_active_connections")
+}
+
+fn metric_sum(gw: &Gateway, name: &str) -> f64 {
     let (_, body) = gw.admin_get("/metrics");
     body.lines()
-        .filter(|l| l.starts_with("egress_active_connections"))
+        .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -40,8 +45,10 @@ impl Baseline {
     }
 
     fn now(gw: &Gateway) -> Self {
+        // Whole idle connections only: the gauge counts descriptors the pool holds on purpose.
+        let pooled = metric_sum(gw, "egress_upstream_pool_idle_connections") as usize;
         Self {
-            fds: gw.open_fds(),
+            fds: gw.open_fds().saturating_sub(pooled),
             active: active_connections(gw),
         }
     }
