@@ -19,6 +19,7 @@ pub mod names;
 pub mod pace;
 pub mod pipeline;
 pub mod plan;
+pub mod policy_diff;
 pub mod prefix_map;
 pub mod reload;
 pub mod snapshot;

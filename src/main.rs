@@ -1,12 +1,12 @@
 //! Command-line entry point: parses arguments, sets up logging and the runtime, and hands over to
-//! `app` (serve) or `cli` (check, explain).
+//! `app` (serve), `cli` (check, explain) or `policy_diff` (plan).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use egress_gateway::plan::Listener;
-use egress_gateway::{app, busy_poll, cli, config};
+use egress_gateway::{app, busy_poll, cli, config, policy_diff};
 use tracing_subscriber::EnvFilter;
 
 /// The single way out of a multi-tenant cluster: per-namespace ServiceEntry allowlists for
@@ -71,6 +71,25 @@ enum Command {
         #[arg(long)]
         ech: bool,
     },
+    /// Compare two config trees (e.g. main and a pull request) on their compiled policies: per
+    /// namespace what the change opens and closes, risky widenings and redundant entries.
+    /// Exit 0 when both trees are valid (and the --fail-on condition does not hold), 1 when the
+    /// --fail-on condition holds, 2 when either tree is invalid.
+    Plan {
+        /// Config directory before the change.
+        #[arg(long)]
+        base: PathBuf,
+        /// Config directory after the change.
+        #[arg(long)]
+        head: PathBuf,
+        /// Output: Markdown for a pull-request comment, or JSON.
+        #[arg(long, value_enum, default_value_t = policy_diff::Format::Markdown)]
+        format: policy_diff::Format,
+        /// Exit 1 when any risk is found (risk), anything is closed (close), or anything
+        /// changes at all (any); without it, a valid pair of trees always exits 0.
+        #[arg(long, value_enum)]
+        fail_on: Option<policy_diff::FailOn>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -100,6 +119,12 @@ fn main() -> ExitCode {
                 ech,
             },
         ),
+        Command::Plan {
+            base,
+            head,
+            format,
+            fail_on,
+        } => policy_diff::run(&base, &head, format, fail_on),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -1,0 +1,311 @@
+//! What each namespace may reach, read from the compiled policy: every (host pattern or address
+//! prefix, port) written in either tree is put to `Policy::decide` of both trees, so the answer is
+//! the one `run` and `explain` would give, and text-only edits (renamed files, reordered entries)
+//! change nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::config::serviceentry::ServiceEntrySpec;
+use crate::config::{LoadedConfig, SourcedEntry};
+use crate::decide::{Inspection, Verdict};
+use crate::names::{Host, HostPattern, Hostname, Target};
+use crate::snapshot::Snapshot;
+
+/// The pseudo-namespace standing for every namespace the trees do not name: it sees only the
+/// entries exported to `*`.
+pub const EVERY_OTHER_NAMESPACE: &str = "*";
+
+/// The label put in front of a wildcard's suffix to ask the policy about "some name under it".
+const PROBE_LABEL: &str = "plan-probe-name";
+
+/// One loaded and compiled config tree.
+pub struct Tree {
+    /// The config as read.
+    pub loaded: LoadedConfig,
+    /// The config as `run` would serve it.
+    pub snapshot: Snapshot,
+}
+
+/// A destination written in an entry: a host pattern or an address prefix.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Destination {
+    /// `api.example.com` or `*.example.com`.
+    Host(String),
+    /// `203.0.113.0/24`.
+    Prefix(IpNet),
+}
+
+impl Destination {
+    /// The destination as an operator writes it.
+    pub fn display(&self) -> String {
+        match self {
+            Self::Host(pattern) => pattern.clone(),
+            Self::Prefix(net) => net.to_string(),
+        }
+    }
+
+    /// True for a `*.suffix` host.
+    pub fn is_wildcard(&self) -> bool {
+        matches!(self, Self::Host(pattern) if pattern.starts_with("*."))
+    }
+
+    /// The target asked of the policy: the name itself, a name under a wildcard, or the first
+    /// address of a prefix.
+    fn probe(&self, port: u16) -> Option<Target> {
+        let host = match self {
+            Self::Host(pattern) => match pattern.strip_prefix("*.") {
+                Some(suffix) => {
+                    Host::Name(Hostname::parse(&format!("{PROBE_LABEL}.{suffix}")).ok()?)
+                }
+                None => Host::Name(Hostname::parse(pattern).ok()?),
+            },
+            Self::Prefix(net) => Host::Ip(net.network()),
+        };
+        Some(Target { host, port })
+    }
+}
+
+/// One (destination, port, protocol) a namespace may reach, and the entry that allows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Exposure {
+    /// Host pattern or address prefix.
+    pub destination: String,
+    /// Port number.
+    pub port: u16,
+    /// What the gateway inspects on that port: `TLS` (SNI), `HTTP` (Host header) or `TCP`.
+    pub protocol: &'static str,
+    /// `namespace/name` of the allowing entry in the tree where it is allowed.
+    pub via: String,
+}
+
+/// What one namespace gains and loses.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ExposureChange {
+    /// Reachable in head, not in base.
+    pub opened: Vec<Exposure>,
+    /// Reachable in base, not in head.
+    pub closed: Vec<Exposure>,
+}
+
+/// The destinations an entry writes, parsed as `compile` parses them (the tree compiled, so
+/// nothing here fails; anything unparsable is skipped).
+pub fn destinations(spec: &ServiceEntrySpec) -> Vec<Destination> {
+    let hosts = spec
+        .hosts
+        .iter()
+        .filter_map(|raw| HostPattern::parse(raw).ok())
+        .map(|pattern| Destination::Host(pattern.to_string()));
+    let prefixes = spec.addresses.iter().filter_map(|raw| {
+        raw.parse::<IpNet>()
+            .ok()
+            .or_else(|| raw.parse::<IpAddr>().ok().map(IpNet::from))
+            .map(|net| Destination::Prefix(net.trunc()))
+    });
+    hosts.chain(prefixes).collect()
+}
+
+/// The port numbers an entry writes.
+pub fn ports(spec: &ServiceEntrySpec) -> BTreeSet<u16> {
+    spec.ports
+        .iter()
+        .flatten()
+        .filter_map(|port| u16::try_from(port.number).ok())
+        .collect()
+}
+
+/// Every namespace either tree names (owners, `exportTo` targets, enforcement and limit
+/// overrides), plus [`EVERY_OTHER_NAMESPACE`].
+pub fn namespaces(trees: [&Tree; 2]) -> BTreeSet<String> {
+    let mut all = BTreeSet::from([EVERY_OTHER_NAMESPACE.to_owned()]);
+    for tree in trees {
+        let gateway = &tree.loaded.gateway;
+        all.extend(gateway.enforcement.namespaces.keys().cloned());
+        all.extend(gateway.limits.namespaces.keys().cloned());
+        for sourced in &tree.loaded.entries {
+            all.insert(sourced.namespace.as_str().to_owned());
+            let export = sourced.entry.spec.iter().flat_map(|s| s.export_to.iter());
+            all.extend(
+                export
+                    .filter(|raw| !matches!(raw.as_str(), "." | "*" | "~"))
+                    .cloned(),
+            );
+        }
+    }
+    all
+}
+
+/// Every (destination, port) written in either tree: the questions put to both policies.
+fn candidates(trees: [&Tree; 2]) -> BTreeSet<(Destination, u16)> {
+    let mut all = BTreeSet::new();
+    for sourced in trees.iter().flat_map(|tree| &tree.loaded.entries) {
+        let Some(spec) = &sourced.entry.spec else {
+            continue;
+        };
+        for destination in destinations(spec) {
+            all.extend(
+                ports(spec)
+                    .into_iter()
+                    .map(|port| (destination.clone(), port)),
+            );
+        }
+    }
+    all
+}
+
+/// The opened and closed exposure of every namespace that changed.
+pub fn diff(base: &Tree, head: &Tree) -> BTreeMap<String, ExposureChange> {
+    let questions = candidates([base, head]);
+    let mut changes = BTreeMap::new();
+    for namespace in namespaces([base, head]) {
+        let mut change = ExposureChange::default();
+        for (destination, port) in &questions {
+            let Some(target) = destination.probe(*port) else {
+                continue;
+            };
+            let before = reach(&base.snapshot, &namespace, &target);
+            let after = reach(&head.snapshot, &namespace, &target);
+            let exposure = |(protocol, via): (&'static str, String)| Exposure {
+                destination: destination.display(),
+                port: *port,
+                protocol,
+                via,
+            };
+            match (before, after) {
+                (Some(old), Some(new)) if old.0 == new.0 => {}
+                (old, new) => {
+                    change.closed.extend(old.map(exposure));
+                    change.opened.extend(new.map(exposure));
+                }
+            }
+        }
+        if !change.opened.is_empty() || !change.closed.is_empty() {
+            changes.insert(namespace, change);
+        }
+    }
+    changes
+}
+
+/// The protocol and allowing entry when an entry of `namespace`'s allowlist matches `target`.
+fn reach(snapshot: &Snapshot, namespace: &str, target: &Target) -> Option<(&'static str, String)> {
+    let decision = snapshot.policy.decide(namespace, target);
+    if decision.verdict != Verdict::Allow {
+        return None;
+    }
+    let protocol = match decision.inspection() {
+        Inspection::Sni => "TLS",
+        Inspection::HostHeader => "HTTP",
+        Inspection::Opaque => "TCP",
+    };
+    Some((protocol, decision.rule?.label.to_string()))
+}
+
+/// An entry of `namespace` whose every (destination, port) another entry of the same namespace
+/// already allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Redundant {
+    /// `namespace/name` of the redundant entry.
+    pub entry: String,
+    /// The entries that cover it.
+    pub covered_by: Vec<String>,
+}
+
+/// The redundant entries of each namespace of `tree`.
+pub fn redundant(tree: &Tree) -> BTreeMap<String, Vec<Redundant>> {
+    let mut found: BTreeMap<String, Vec<Redundant>> = BTreeMap::new();
+    for (namespace, entries) in &tree.snapshot.namespaces {
+        for (i, entry) in entries.iter().enumerate() {
+            let others = entries
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, other)| &**other);
+            if let Some(covered_by) = covering_entries(entry, others) {
+                found
+                    .entry(namespace.as_str().to_owned())
+                    .or_default()
+                    .push(Redundant {
+                        entry: label(entry),
+                        covered_by,
+                    });
+            }
+        }
+    }
+    found
+}
+
+/// `namespace/name`.
+pub fn label(sourced: &SourcedEntry) -> String {
+    format!("{}/{}", sourced.namespace, sourced.name)
+}
+
+/// The entries among `others` that together cover every (destination, port) of `entry`, or
+/// `None` when something of it is covered by none.
+fn covering_entries<'a>(
+    entry: &SourcedEntry,
+    others: impl Iterator<Item = &'a SourcedEntry> + Clone,
+) -> Option<Vec<String>> {
+    let spec = entry.entry.spec.as_ref()?;
+    let items: Vec<(Destination, u16)> = destinations(spec)
+        .into_iter()
+        .flat_map(|d| ports(spec).into_iter().map(move |p| (d.clone(), p)))
+        .collect();
+    if items.is_empty() {
+        return None;
+    }
+    let mut covering = BTreeSet::new();
+    for (destination, port) in &items {
+        let cover = others.clone().find(|other| {
+            other.entry.spec.as_ref().is_some_and(|o| {
+                ports(o).contains(port) && destinations(o).iter().any(|d| covers(d, destination))
+            })
+        })?;
+        covering.insert(label(cover));
+    }
+    Some(covering.into_iter().collect())
+}
+
+/// Whether `wide` matches everything `narrow` matches.
+fn covers(wide: &Destination, narrow: &Destination) -> bool {
+    match (wide, narrow) {
+        (Destination::Host(wide), Destination::Host(narrow)) => {
+            let Some(suffix) = wide.strip_prefix("*.") else {
+                return wide == narrow;
+            };
+            let name = narrow.strip_prefix("*.").unwrap_or(narrow);
+            name.ends_with(&format!(".{suffix}")) || (name == suffix && name != narrow)
+        }
+        (Destination::Prefix(wide), Destination::Prefix(narrow)) => wide.contains(narrow),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(raw: &str) -> Destination {
+        Destination::Host(raw.to_owned())
+    }
+
+    #[test]
+    fn a_wildcard_covers_names_and_narrower_wildcards_under_it_only() {
+        assert!(covers(&host("*.example.com"), &host("api.example.com")));
+        assert!(covers(&host("*.example.com"), &host("*.api.example.com")));
+        assert!(covers(&host("*.example.com"), &host("*.example.com")));
+        assert!(!covers(&host("*.example.com"), &host("example.com")));
+        assert!(!covers(&host("*.example.com"), &host("badexample.com")));
+        assert!(!covers(&host("api.example.com"), &host("*.example.com")));
+    }
+
+    #[test]
+    fn a_prefix_covers_the_prefixes_inside_it() {
+        let net = |raw: &str| Destination::Prefix(raw.parse().expect("prefix"));
+        assert!(covers(&net("10.0.0.0/8"), &net("10.1.0.0/16")));
+        assert!(!covers(&net("10.1.0.0/16"), &net("10.0.0.0/8")));
+        assert!(!covers(&net("10.0.0.0/8"), &host("api.example.com")));
+    }
+}

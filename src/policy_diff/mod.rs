@@ -1,0 +1,171 @@
+//! `plan --base DIR --head DIR`: what an allowlist change opens, closes and risks, per namespace,
+//! computed on the compiled policies of both trees (so it agrees with `run` and `explain`), for a
+//! pull-request comment (Markdown) or a pipeline (JSON), with an exit code a pipeline can gate on.
+
+pub mod exposure;
+pub mod render;
+pub mod risk;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::app;
+use exposure::{Exposure, Redundant, Tree};
+use risk::Risk;
+
+/// Exit code when both trees are valid and the `--fail-on` condition does not hold.
+pub const EXIT_OK: i32 = 0;
+/// Exit code when the `--fail-on` condition holds.
+pub const EXIT_FAILED_CONDITION: i32 = 1;
+/// Exit code when either tree is invalid.
+pub const EXIT_INVALID: i32 = 2;
+
+/// How the plan is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Markdown for a pull-request comment.
+    Markdown,
+    /// One JSON object, for pipelines.
+    Json,
+}
+
+/// Which outcome makes `plan` exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Any risk is found.
+    Risk,
+    /// Anything is closed.
+    Close,
+    /// Anything is opened or closed, or any risk is found.
+    Any,
+}
+
+/// The whole plan: what `--format json` prints.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Totals over every namespace.
+    pub summary: Summary,
+    /// Risks of `gateway.yaml` that hold for every namespace.
+    pub gateway_risks: Vec<Risk>,
+    /// Every namespace with a change, by name; `*` stands for namespaces neither tree names.
+    pub namespaces: Vec<NamespacePlan>,
+}
+
+/// Totals.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// Namespaces with any change.
+    pub namespaces_changed: usize,
+    /// Opened (destination, port, protocol) rows over all namespaces.
+    pub opened: usize,
+    /// Closed rows over all namespaces.
+    pub closed: usize,
+    /// Risks, gateway-wide ones included.
+    pub risks: usize,
+    /// Entries newly redundant in head.
+    pub redundant: usize,
+}
+
+/// What the change does to one namespace.
+#[derive(Debug, Serialize)]
+pub struct NamespacePlan {
+    /// Namespace name (`*`: every namespace the trees do not name).
+    pub namespace: String,
+    /// Reachable in head, not in base.
+    pub opened: Vec<Exposure>,
+    /// Reachable in base, not in head.
+    pub closed: Vec<Exposure>,
+    /// Risky changes.
+    pub risks: Vec<Risk>,
+    /// Head entries another entry of the namespace makes redundant (and base's did not).
+    pub redundant: Vec<Redundant>,
+}
+
+/// Runs `plan`: loads both trees as `check` does, prints the plan, returns the exit code.
+pub fn run(base: &Path, head: &Path, format: Format, fail_on: Option<FailOn>) -> i32 {
+    let (Some(base), Some(head)) = (load(base), load(head)) else {
+        return EXIT_INVALID;
+    };
+    let report = plan(&base, &head);
+    match format {
+        Format::Markdown => print!("{}", render::markdown(&report)),
+        Format::Json => println!("{}", render::json(&report)),
+    }
+    if fail_on.is_some_and(|condition| holds(condition, &report.summary)) {
+        EXIT_FAILED_CONDITION
+    } else {
+        EXIT_OK
+    }
+}
+
+/// Whether `condition` holds for a plan with these totals.
+pub fn holds(condition: FailOn, summary: &Summary) -> bool {
+    match condition {
+        FailOn::Risk => summary.risks > 0,
+        FailOn::Close => summary.closed > 0,
+        FailOn::Any => summary.opened + summary.closed + summary.risks > 0,
+    }
+}
+
+/// Loads and compiles `dir` on the path `check` takes, printing its problems the way `check`
+/// does when it is invalid.
+fn load(dir: &Path) -> Option<Tree> {
+    match app::load(dir, 1) {
+        Ok((loaded, snapshot)) => Some(Tree { loaded, snapshot }),
+        Err(problems) => {
+            let errors = problems.iter().filter(|p| p.is_error()).count();
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            eprintln!("config in {} is INVALID: {errors} error(s)", dir.display());
+            None
+        }
+    }
+}
+
+/// Compares two compiled trees.
+pub fn plan(base: &Tree, head: &Tree) -> Report {
+    let mut exposure = exposure::diff(base, head);
+    let was_redundant = exposure::redundant(base);
+    let mut redundant = exposure::redundant(head);
+    for (namespace, entries) in &mut redundant {
+        let before = was_redundant.get(namespace);
+        entries.retain(|r| !before.is_some_and(|b| b.iter().any(|old| old.entry == r.entry)));
+    }
+    let gateway_risks = risk::gateway_risks(base, head);
+    let mut summary = Summary {
+        risks: gateway_risks.len(),
+        ..Summary::default()
+    };
+    let mut namespaces = Vec::new();
+    for namespace in exposure::namespaces([base, head]) {
+        let change = exposure.remove(&namespace).unwrap_or_default();
+        let risks = risk::namespace_risks(base, head, &namespace, Some(&change));
+        let redundant = redundant.remove(&namespace).unwrap_or_default();
+        if change.opened.is_empty()
+            && change.closed.is_empty()
+            && risks.is_empty()
+            && redundant.is_empty()
+        {
+            continue;
+        }
+        summary.namespaces_changed += 1;
+        summary.opened += change.opened.len();
+        summary.closed += change.closed.len();
+        summary.risks += risks.len();
+        summary.redundant += redundant.len();
+        namespaces.push(NamespacePlan {
+            namespace,
+            opened: change.opened,
+            closed: change.closed,
+            risks,
+            redundant,
+        });
+    }
+    Report {
+        summary,
+        gateway_risks,
+        namespaces,
+    }
+}

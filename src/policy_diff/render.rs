@@ -1,0 +1,99 @@
+//! Printing a plan: Markdown made for a pull-request comment, or JSON with stable field names.
+
+use std::fmt::Write as _;
+
+use super::exposure::{Exposure, EVERY_OTHER_NAMESPACE};
+use super::risk::Risk;
+use super::Report;
+
+/// The plan as one JSON object (the field names of [`Report`] are the contract).
+pub fn json(report: &Report) -> String {
+    serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// The plan as Markdown: a summary line, then per namespace a table of opened and closed
+/// destinations and a list of risks and redundant entries.
+pub fn markdown(report: &Report) -> String {
+    let s = &report.summary;
+    let mut out = String::new();
+    let _ = writeln!(out, "## Egress allowlist plan\n");
+    if s.namespaces_changed == 0 && report.gateway_risks.is_empty() {
+        let _ = writeln!(
+            out,
+            "No change: every namespace reaches exactly what it reached before."
+        );
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "**{} opened, {} closed, {} risk(s), {} redundant entr{}** in {} namespace(s).",
+        s.opened,
+        s.closed,
+        s.risks,
+        s.redundant,
+        if s.redundant == 1 { "y" } else { "ies" },
+        s.namespaces_changed
+    );
+    if !report.gateway_risks.is_empty() {
+        let _ = writeln!(out, "\n### gateway.yaml (every namespace)\n");
+        risk_list(&mut out, &report.gateway_risks);
+    }
+    for plan in &report.namespaces {
+        let title = if plan.namespace == EVERY_OTHER_NAMESPACE {
+            "every other namespace (`*`)".to_owned()
+        } else {
+            format!("namespace `{}`", plan.namespace)
+        };
+        let _ = writeln!(out, "\n### {title}\n");
+        if !plan.opened.is_empty() || !plan.closed.is_empty() {
+            let _ = writeln!(out, "| change | destination | port | protocol | entry |");
+            let _ = writeln!(out, "|---|---|---|---|---|");
+            exposure_rows(&mut out, "opened", &plan.opened);
+            exposure_rows(&mut out, "closed", &plan.closed);
+            out.push('\n');
+        }
+        risk_list(&mut out, &plan.risks);
+        for redundant in &plan.redundant {
+            let _ = writeln!(
+                out,
+                "- redundant: `{}` is already covered by {}",
+                redundant.entry,
+                quoted(&redundant.covered_by)
+            );
+        }
+    }
+    out
+}
+
+fn exposure_rows(out: &mut String, change: &str, rows: &[Exposure]) {
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "| {change} | `{}` | {} | {} | `{}` |",
+            row.destination, row.port, row.protocol, row.via
+        );
+    }
+}
+
+fn risk_list(out: &mut String, risks: &[Risk]) {
+    for risk in risks {
+        let entry = risk
+            .entry
+            .as_ref()
+            .map(|e| format!(" (`{e}`)"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "- :warning: **risk** `{}`{entry}: {}",
+            risk.kind, risk.detail
+        );
+    }
+}
+
+fn quoted(labels: &[String]) -> String {
+    labels
+        .iter()
+        .map(|l| format!("`{l}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,289 @@
+//! Changes that widen what tenants can reach in ways a reviewer should look at twice: wider
+//! wildcards, wider `exportTo`, opaque TCP by name, trusted addresses in ranges the SSRF guard
+//! refuses, `resolution: NONE`, audit mode, raised limits and `upstream.allow_cidrs` holes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::exposure::{label, ExposureChange, Tree, EVERY_OTHER_NAMESPACE};
+use crate::config::gateway::Mode;
+use crate::config::serviceentry::{ExportTo, Inspection, Resolution, ServiceEntrySpec};
+use crate::config::SourcedEntry;
+use crate::decide::address::forbidden_ranges_within;
+
+/// One risky change.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Risk {
+    /// Stable class name: `wildcard`, `export_widened`, `tcp_without_addresses`,
+    /// `trusted_private_address`, `resolution_none`, `audit_mode`, `limit_raised`,
+    /// `allow_cidrs`.
+    pub kind: &'static str,
+    /// `namespace/name` of the entry responsible, when one is.
+    pub entry: Option<String>,
+    /// What changed, in words.
+    pub detail: String,
+}
+
+/// Risks of one namespace: opened wildcards, its entries' risky changes, its mode and limit.
+pub fn namespace_risks(
+    base: &Tree,
+    head: &Tree,
+    namespace: &str,
+    exposure: Option<&ExposureChange>,
+) -> Vec<Risk> {
+    let mut risks = Vec::new();
+    for opened in exposure.iter().flat_map(|change| &change.opened) {
+        if opened.destination.starts_with("*.") {
+            risks.push(Risk {
+                kind: "wildcard",
+                entry: Some(opened.via.clone()),
+                detail: format!(
+                    "new or wider wildcard {} opens port {}/{}",
+                    opened.destination, opened.port, opened.protocol
+                ),
+            });
+        }
+    }
+    let base_entries: BTreeMap<String, &SourcedEntry> = base
+        .loaded
+        .entries
+        .iter()
+        .map(|e| (label(e), &**e))
+        .collect();
+    let owned = head
+        .loaded
+        .entries
+        .iter()
+        .filter(|e| e.namespace.as_str() == namespace);
+    for entry in owned {
+        let before = base_entries.get(&label(entry)).copied();
+        entry_risks(base, head, before, entry, &mut risks);
+    }
+    let (was, is) = (
+        base.snapshot.policy.mode(namespace),
+        head.snapshot.policy.mode(namespace),
+    );
+    if was == Mode::Enforce && is == Mode::Audit {
+        risks.push(Risk {
+            kind: "audit_mode",
+            entry: None,
+            detail: "moved from enforce to audit: every deny is let through".to_owned(),
+        });
+    }
+    let (was, is) = (
+        base.snapshot.connection_limit(namespace),
+        head.snapshot.connection_limit(namespace),
+    );
+    if is > was && namespace != EVERY_OTHER_NAMESPACE {
+        risks.push(Risk {
+            kind: "limit_raised",
+            entry: None,
+            detail: format!("connection limit raised from {was} to {is}"),
+        });
+    }
+    risks.sort();
+    risks.dedup();
+    risks
+}
+
+/// Risks of `gateway.yaml` that hold for every namespace: global limits and `allow_cidrs`.
+pub fn gateway_risks(base: &Tree, head: &Tree) -> Vec<Risk> {
+    let mut risks = Vec::new();
+    let (old, new) = (&base.loaded.gateway.limits, &head.loaded.gateway.limits);
+    let limits = [
+        (
+            "limits.max_streams_per_connection",
+            old.max_streams_per_connection as usize,
+            new.max_streams_per_connection as usize,
+        ),
+        (
+            "limits.max_request_head_bytes",
+            old.max_request_head_bytes,
+            new.max_request_head_bytes,
+        ),
+        (
+            "limits.max_client_hello_bytes",
+            old.max_client_hello_bytes,
+            new.max_client_hello_bytes,
+        ),
+    ];
+    for (key, was, is) in limits {
+        if is > was {
+            risks.push(Risk {
+                kind: "limit_raised",
+                entry: None,
+                detail: format!("{key} raised from {was} to {is}"),
+            });
+        }
+    }
+    let punched: BTreeSet<&IpNet> = base.loaded.gateway.upstream.allow_cidrs.iter().collect();
+    for net in &head.loaded.gateway.upstream.allow_cidrs {
+        if !punched.contains(net) {
+            risks.push(Risk {
+                kind: "allow_cidrs",
+                entry: None,
+                detail: format!(
+                    "upstream.allow_cidrs {net} lets DNS answers in it be dialled despite the address deny list"
+                ),
+            });
+        }
+    }
+    risks
+}
+
+/// Risks of one head entry that is new or whose spec changed.
+fn entry_risks(
+    base: &Tree,
+    head: &Tree,
+    before: Option<&SourcedEntry>,
+    entry: &SourcedEntry,
+    risks: &mut Vec<Risk>,
+) {
+    let Some(spec) = &entry.entry.spec else {
+        return;
+    };
+    let old_spec = before.and_then(|b| b.entry.spec.as_ref());
+    let name = Some(label(entry));
+    let old_visibility = before.map(|b| visibility(base, b));
+    let new_visibility = visibility(head, entry);
+    let own = Visible::Namespaces(BTreeSet::from([entry.namespace.as_str().to_owned()]));
+    if !old_visibility
+        .as_ref()
+        .unwrap_or(&own)
+        .includes(&new_visibility)
+    {
+        risks.push(Risk {
+            kind: "export_widened",
+            entry: name.clone(),
+            detail: format!("exportTo now reaches {new_visibility}"),
+        });
+    }
+    if old_spec == Some(spec) {
+        return;
+    }
+    let opaque = spec
+        .ports
+        .iter()
+        .flatten()
+        .filter(|p| {
+            p.protocol()
+                .is_ok_and(|p| p.inspection() == Inspection::None)
+        })
+        .map(|p| p.number.to_string())
+        .collect::<Vec<_>>();
+    if !opaque.is_empty() && spec.addresses.is_empty() {
+        risks.push(Risk {
+            kind: "tcp_without_addresses",
+            entry: name.clone(),
+            detail: format!(
+                "TCP port {} without addresses: nothing in the stream is checked",
+                opaque.join(",")
+            ),
+        });
+    }
+    for written in trusted_addresses(spec) {
+        if let Some(net) = parse_net(&written) {
+            let ranges = forbidden_ranges_within(net);
+            if let Some(range) = ranges.first() {
+                risks.push(Risk {
+                    kind: "trusted_private_address",
+                    entry: name.clone(),
+                    detail: format!(
+                        "{written} is dialled without the address deny list and reaches {} {}",
+                        range.name, range.prefix
+                    ),
+                });
+            }
+        }
+    }
+    let explicit_none = |s: &ServiceEntrySpec| s.resolution == Some(Resolution::None);
+    if explicit_none(spec) && !old_spec.is_some_and(explicit_none) {
+        risks.push(Risk {
+            kind: "resolution_none",
+            entry: name,
+            detail: "resolution: NONE dials whatever the tenant asked for under these hosts"
+                .to_owned(),
+        });
+    }
+}
+
+/// `spec.addresses` and IP endpoints: addresses dialled without the SSRF guard.
+fn trusted_addresses(spec: &ServiceEntrySpec) -> Vec<String> {
+    let endpoints = spec
+        .endpoints
+        .iter()
+        .flatten()
+        .filter_map(|e| e.address.clone())
+        .filter(|a| a.parse::<IpAddr>().is_ok());
+    spec.addresses.iter().cloned().chain(endpoints).collect()
+}
+
+fn parse_net(raw: &str) -> Option<IpNet> {
+    raw.parse::<IpNet>()
+        .ok()
+        .or_else(|| raw.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// Who can use an entry, as `compile` reads `exportTo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Visible {
+    Everyone,
+    Namespaces(BTreeSet<String>),
+}
+
+impl Visible {
+    fn includes(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Everyone, _) => true,
+            (Self::Namespaces(_), Self::Everyone) => false,
+            (Self::Namespaces(mine), Self::Namespaces(theirs)) => theirs.is_subset(mine),
+        }
+    }
+}
+
+impl std::fmt::Display for Visible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Everyone => f.write_str("every namespace (*)"),
+            Self::Namespaces(names) => {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                write!(f, "namespaces {}", names.join(", "))
+            }
+        }
+    }
+}
+
+fn visibility(tree: &Tree, sourced: &SourcedEntry) -> Visible {
+    let written = sourced
+        .entry
+        .spec
+        .as_ref()
+        .map(|s| s.export_to.as_slice())
+        .unwrap_or_default();
+    let export = if written.is_empty() {
+        tree.loaded
+            .gateway
+            .serviceentries
+            .default_export_to
+            .as_slice()
+    } else {
+        written
+    };
+    let mut names = BTreeSet::new();
+    for raw in export {
+        match ExportTo::parse(raw) {
+            Ok(ExportTo::All) => return Visible::Everyone,
+            Ok(ExportTo::OwnNamespace) => {
+                names.insert(sourced.namespace.as_str().to_owned());
+            }
+            Ok(ExportTo::Namespace(ns)) => {
+                names.insert(ns.as_str().to_owned());
+            }
+            Ok(ExportTo::Nobody) | Err(_) => {}
+        }
+    }
+    Visible::Namespaces(names)
+}
