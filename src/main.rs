@@ -71,10 +71,12 @@ enum Command {
         #[arg(long)]
         ech: bool,
     },
-    /// Compare two config trees (e.g. main and a pull request) on their compiled policies: per
-    /// namespace what the change opens and closes, risky widenings and redundant entries.
-    /// Exit 0 when both trees are valid (and the --fail-on condition does not hold), 1 when the
-    /// --fail-on condition holds, 2 when either tree is invalid.
+    /// Compare two config trees on their compiled policies: what a change opens, closes and risks.
+    ///
+    /// Per namespace: the (host or address, port, protocol) pairs the head tree opens and closes
+    /// against the base tree, risky widenings and newly redundant entries. Exit status: 0 when
+    /// both trees are valid and the --fail-on condition does not hold, 1 when it holds, 2 when
+    /// either tree is invalid (its problems printed as `check` prints them).
     Plan {
         /// Config directory before the change.
         #[arg(long)]
