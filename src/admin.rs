@@ -1,6 +1,8 @@
 //! The admin server: `/metrics`, `/healthz`, `/readyz`, `/config` (SPEC §6).
 //!
 //! Meant for the cluster's monitoring network only; it reads shared state and never changes it.
+//! `/readyz` answers 200 `ready`, 200 `degraded: …` while the last good config from `state_dir`
+//! serves because the config directory was invalid at start-up, 503 `starting` / `draining`.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +31,9 @@ pub struct AdminState {
     pub ready: AtomicBool,
     /// Shutdown began: `/readyz` answers 503 so load balancers move traffic away.
     pub draining: AtomicBool,
+    /// Serving the last good copy because the config was invalid at start-up: `/readyz` still
+    /// answers 200 (the pod serves the last valid policy) but says so in its body.
+    pub degraded: AtomicBool,
 }
 
 /// Serves admin requests on `listener` until `stop` is cancelled.
@@ -75,7 +80,11 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             if state.draining.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
             } else if state.ready.load(Ordering::Acquire) {
-                text(StatusCode::OK, "ready\n")
+                if state.degraded.load(Ordering::Acquire) {
+                    text(StatusCode::OK, "degraded: serving the last good config; the config directory is invalid (see the log)\n")
+                } else {
+                    text(StatusCode::OK, "ready\n")
+                }
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "starting\n")
             }

@@ -17,8 +17,8 @@ use crate::accept;
 use crate::account::metrics;
 use crate::account::Accounting;
 use crate::admin::{self, AdminState};
-use crate::config::load::ParseCache;
-use crate::config::{self, Diagnostic, LoadedConfig};
+use crate::config::load::{FileDigest, ParseCache, Sources};
+use crate::config::{self, last_good, Diagnostic, LoadedConfig};
 use crate::dial::pool::IdlePool;
 use crate::dial::{Dialer, DnsResolver};
 use crate::limit::TenantLimiter;
@@ -31,7 +31,7 @@ use crate::tls::TlsReloader;
 
 /// Loads and compiles `dir` from scratch (`check`, `explain`).
 pub fn load(dir: &Path, generation: u64) -> Result<(LoadedConfig, Snapshot), Vec<Diagnostic>> {
-    load_reusing(dir, generation, &mut LoadCaches::default())
+    load_reusing(&Sources::dir(dir), generation, &mut LoadCaches::default())
 }
 
 /// What one load hands the next: parsed files and compiled allowlists, reused while unchanged.
@@ -44,11 +44,11 @@ struct LoadCaches {
 /// Loads and compiles `dir`, reusing `caches`: the one path `run`, `check`, `explain` and
 /// reloads share, so a reload accepts exactly what `check` accepts.
 fn load_reusing(
-    dir: &Path,
+    sources: &Sources,
     generation: u64,
     caches: &mut LoadCaches,
 ) -> Result<(LoadedConfig, Snapshot), Vec<Diagnostic>> {
-    let loaded = config::load::load_cached(dir, &mut caches.parsed)?;
+    let loaded = config::load::load_from(sources, &mut caches.parsed)?;
     let snapshot = snapshot::compile_reusing(&loaded, generation, &mut caches.compiled)?;
     Ok((loaded, snapshot))
 }
@@ -59,25 +59,24 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     let prometheus = metrics::install().map_err(anyhow::Error::msg)?;
     metrics::spawn_upkeep(prometheus.clone()).context("starting the metrics upkeep thread")?;
     let mut caches = LoadCaches::default();
-    let (loaded, snapshot) = match load_reusing(&dir, 1, &mut caches) {
-        Ok(ok) => ok,
-        Err(problems) => {
-            for problem in &problems {
-                tracing::error!("{problem}");
-            }
-            anyhow::bail!(
-                "config in {} is invalid ({} problems)",
-                dir.display(),
-                problems.len()
-            );
-        }
-    };
+    let Start {
+        loaded,
+        snapshot,
+        last_good_in_use,
+    } = start_config(&dir, &mut caches)?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    let persisted = if last_good_in_use {
+        Vec::new()
+    } else {
+        persist_last_good(&loaded, &[])
+    };
     let gateway = loaded.gateway.clone();
     let listener_names = enabled_listeners(&loaded);
     publish(&snapshot, &listener_names);
+    metrics::config_reload_outcome(!last_good_in_use);
+    metrics::last_good_in_use(last_good_in_use);
     let snapshots = Arc::new(SnapshotCell::new(snapshot));
 
     let mut bound = Vec::new();
@@ -136,6 +135,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         prometheus,
         ready: AtomicBool::new(false),
         draining: AtomicBool::new(false),
+        degraded: AtomicBool::new(last_good_in_use),
     });
     let admin_stop = CancellationToken::new();
     if let Some(listener) = admin_listener {
@@ -172,8 +172,10 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         state: Mutex::new(ReloadState {
             generation: 1,
             caches,
+            persisted,
         }),
         tls,
+        admin: admin_state.clone(),
     });
     let retired = snapshots.clone();
     let reloads = reload::ReloadThread::spawn(
@@ -213,6 +215,87 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     ctx.accounting.log.flush();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The config a gateway starts with, and whether it is the last good copy.
+struct Start {
+    loaded: LoadedConfig,
+    snapshot: Snapshot,
+    last_good_in_use: bool,
+}
+
+/// Loads `dir`; when it is invalid and its gateway.yaml names a `state_dir` holding a last good
+/// copy, loads that copy instead (after logging every problem of `dir`), so a broken merge does
+/// not turn every restart into a crash loop. Without a copy, an invalid config is fatal.
+fn start_config(dir: &Path, caches: &mut LoadCaches) -> anyhow::Result<Start> {
+    let problems = match load_reusing(&Sources::dir(dir), 1, caches) {
+        Ok((loaded, snapshot)) => {
+            return Ok(Start {
+                loaded,
+                snapshot,
+                last_good_in_use: false,
+            })
+        }
+        Err(problems) => problems,
+    };
+    for problem in &problems {
+        tracing::error!("{problem}");
+    }
+    let invalid = format!(
+        "config in {} is invalid ({} problems)",
+        dir.display(),
+        problems.len()
+    );
+    let Some(state_dir) = config::load::read_state_dir(dir) else {
+        anyhow::bail!(invalid);
+    };
+    let Some(sources) = last_good::sources(&state_dir, dir) else {
+        anyhow::bail!(
+            "{invalid}, and {} holds no last good copy",
+            state_dir.display()
+        );
+    };
+    match load_reusing(&sources, 1, caches) {
+        Ok((loaded, snapshot)) => {
+            tracing::error!(
+                state_dir = %state_dir.display(),
+                "{invalid}: serving the last good config from state_dir until a reload succeeds"
+            );
+            Ok(Start {
+                loaded,
+                snapshot,
+                last_good_in_use: true,
+            })
+        }
+        Err(copy_problems) => {
+            for problem in &copy_problems {
+                tracing::error!("{problem}");
+            }
+            anyhow::bail!(
+                "{invalid}, and so is the last good copy in {}",
+                state_dir.display()
+            );
+        }
+    }
+}
+
+/// Copies the inputs of `loaded` to its `state_dir` (if it has one) unless they are the
+/// `persisted` ones; returns what the state dir now holds. A failed copy is logged and leaves the
+/// previous one.
+fn persist_last_good(loaded: &LoadedConfig, persisted: &[FileDigest]) -> Vec<FileDigest> {
+    let Some(state_dir) = &loaded.gateway.state_dir else {
+        return Vec::new();
+    };
+    if loaded.files == persisted {
+        return persisted.to_vec();
+    }
+    match last_good::persist(state_dir, loaded) {
+        Ok(()) => loaded.files.clone(),
+        Err(err) => {
+            tracing::warn!(state_dir = %state_dir.display(), "could not keep a copy of the config that loaded: {err}");
+            persisted.to_vec()
+        }
+    }
 }
 
 /// Watches the config directory (and the ServiceEntry folder and TLS files when they live
@@ -277,6 +360,8 @@ struct ReloadState {
     generation: u64,
     /// What the last load parsed and compiled, reused while unchanged.
     caches: LoadCaches,
+    /// The files whose copy `state_dir` holds.
+    persisted: Vec<FileDigest>,
 }
 
 /// Re-reads the config directory and swaps the snapshot when it is valid.
@@ -288,18 +373,18 @@ pub struct Reloader {
     state: Mutex<ReloadState>,
     /// The mTLS listener's certificates, reloaded with the config.
     tls: Option<Arc<TlsReloader>>,
+    /// Told when a reload ends serving the last good copy.
+    admin: Arc<AdminState>,
 }
 
 impl Reloader {
     /// One reload attempt of the config and the TLS files: on any error the previous snapshot
     /// (or certificate) keeps serving; the outcome is logged and counted in the metrics.
     pub fn reload(&self) {
-        if let Some(tls) = &self.tls {
-            reload_tls(tls);
-        }
+        let tls_ok = self.tls.as_deref().is_none_or(reload_tls);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let next = state.generation + 1;
-        match load_reusing(&self.dir, next, &mut state.caches) {
+        let config_ok = match load_reusing(&Sources::dir(&self.dir), next, &mut state.caches) {
             Ok((loaded, snapshot)) => {
                 for warning in &loaded.warnings {
                     tracing::warn!("{warning}");
@@ -308,6 +393,12 @@ impl Reloader {
                 self.snapshots.store(snapshot);
                 state.generation = next;
                 tracing::info!(generation = next, "config reloaded");
+                state.persisted = persist_last_good(&loaded, &state.persisted);
+                if self.admin.degraded.swap(false, Ordering::AcqRel) {
+                    tracing::info!("the config directory is valid again: the last good copy is no longer in use");
+                }
+                metrics::last_good_in_use(false);
+                true
             }
             Err(problems) => {
                 for problem in &problems {
@@ -318,8 +409,10 @@ impl Reloader {
                     problems = problems.len(),
                     "config reload failed: keeping the previous config"
                 );
+                false
             }
-        }
+        };
+        metrics::config_reload_outcome(tls_ok && config_ok);
     }
 }
 
@@ -347,12 +440,17 @@ fn publish(snapshot: &Snapshot, listeners: &[Listener]) {
 }
 
 /// Re-reads the mTLS certificate, key and CA; a broken replacement keeps the previous ones.
-fn reload_tls(tls: &TlsReloader) {
+/// Returns whether the reload succeeded.
+fn reload_tls(tls: &TlsReloader) -> bool {
     match tls.reload() {
-        Ok(()) => tracing::info!("TLS certificate, key and client CA reloaded"),
+        Ok(()) => {
+            tracing::info!("TLS certificate, key and client CA reloaded");
+            true
+        }
         Err(err) => {
             metrics::config_failed();
             tracing::error!("TLS reload failed, keeping the previous certificate: {err}");
+            false
         }
     }
 }

@@ -6,7 +6,8 @@
 //! cargo bench --bench load -- [SCENARIO ...|all] [--secs N] [--workers 1,16] ...
 //! ```
 //!
-//! Scenarios: `connect-rate`, `sni-rate`, `h2-rate`, `http-rate`, `bulk`, `idle`, `reload-latency` (see
+//! Scenarios: `connect-rate`, `sni-rate`, `h2-rate`, `http-rate`, `bulk`, `idle`, `reload-latency`,
+//! `soak` (see
 //! `benches/README.md`). The gateway runs with `runtime: {worker_threads: 1}` pinned to one core
 //! (`taskset -c 1`), this driver and its origins to another (`taskset -p -c 0` on itself). Every
 //! load loop is bounded in time (`--secs`) and in count (`--max-ops`); every address is
@@ -31,6 +32,7 @@ mod reload_latency;
 mod report;
 mod runner;
 mod sni_rate;
+mod soak;
 mod world;
 
 use std::error::Error;
@@ -44,7 +46,7 @@ use world::World;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "connect-rate",
     "sni-rate",
     "h2-rate",
@@ -52,6 +54,7 @@ const SCENARIOS: [&str; 7] = [
     "bulk",
     "idle",
     "reload-latency",
+    "soak",
 ];
 /// One operation (or one tunnel setup) that takes longer than this is an error.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -59,14 +62,15 @@ const OP_TIMEOUT: Duration = Duration::from_secs(5);
 const USAGE: &str = "\
 usage: cargo bench --bench load -- [SCENARIO ...|all] [options]
 
-scenarios: connect-rate sni-rate h2-rate http-rate bulk idle reload-latency (default: all, briefly)
+scenarios: connect-rate sni-rate h2-rate http-rate bulk idle reload-latency soak (default: all,
+           briefly)
 
 options:
   --secs N            measured seconds per run (default 5; 2 when running all)
   --warmup N          unrecorded seconds before each run (default 1; 0.5 when running all)
   --workers LIST      closed-loop concurrency for the rate scenarios (default 1,16)
   --tunnels LIST      tunnel counts for bulk (default 1,4)
-  --n N               idle: connections held (default 2000)
+  --n N               idle, soak: connections held (default 2000; soak is sized with 20000)
   --entries N         reload-latency: allowlist entries (default 10000)
   --reload-every MS   reload-latency: config rewrite period (default 200)
   --max-ops N         count bound per run (default 5000000)
@@ -318,6 +322,7 @@ async fn run(opts: Opts) -> i32 {
             "bulk" => bulk::bulk(&opts, &world, &mut report).await,
             "idle" => idle::idle(&opts, &world, &mut report).await,
             "reload-latency" => reload_latency::reload_latency(&opts, &world, &mut report).await,
+            "soak" => soak::soak(&opts, &world, &mut report).await,
             _ => unreachable!("parsed"),
         };
         if let Err(err) = result {

@@ -1,7 +1,8 @@
 //! Fuzz target for ServiceEntry config loading: arbitrary text goes through the loader's own
-//! functions (YAML documents → `serde_path_to_error` → `validate` → `Locator`) and must never
-//! panic or hang (see `harness/config_load.rs`, which the corpus replay in
-//! `tests/fuzz_corpus.rs` shares). Seeds: `fuzz/corpus/config_load/`; run with
+//! per-file path (shape check → YAML documents → typed deserialisation → `validate` →
+//! namespaces, and the `Locator` behind a first document that always earns a finding) and must
+//! never panic, overflow the stack or hang (see `harness/config_load.rs`, which the corpus
+//! replay in `tests/fuzz_corpus.rs` shares). Seeds: `fuzz/corpus/config_load/`; run with
 //! `cargo +nightly fuzz run config_load`.
 #![no_main]
 

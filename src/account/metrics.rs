@@ -32,6 +32,13 @@ pub const CONFIG_RELOADS: &str = "egress_config_reloads_total";
 pub const CONFIG_GENERATION: &str = "egress_config_generation";
 /// Time of the last successful load.
 pub const CONFIG_LAST_SUCCESS: &str = "egress_config_last_reload_success_timestamp_seconds";
+/// 1 while the last reload attempt (config and TLS files) succeeded, 0 from a failed one until
+/// the next success: what a "config is broken" alert reads, so it keeps firing while the broken
+/// config stays merged.
+pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "egress_config_last_reload_successful";
+/// 1 while the gateway serves the last good copy from `state_dir` because the config was invalid
+/// at start-up; 0 once a reload of the config itself succeeds.
+pub const CONFIG_LAST_GOOD_IN_USE: &str = "egress_config_last_good_in_use";
 /// Entries per namespace in the serving snapshot.
 pub const SERVICE_ENTRIES: &str = "egress_service_entries";
 /// Tunnels asked of a parent proxy, by parent and outcome.
@@ -127,6 +134,14 @@ fn describe() {
         CONFIG_LAST_SUCCESS,
         Unit::Seconds,
         "Unix time of the last successful config load."
+    );
+    describe_gauge!(
+        CONFIG_LAST_RELOAD_SUCCESSFUL,
+        "1 if the last config reload attempt succeeded, 0 from a failed one until a success."
+    );
+    describe_gauge!(
+        CONFIG_LAST_GOOD_IN_USE,
+        "1 while serving the last good config from state_dir because the config was invalid at start-up."
     );
     describe_gauge!(
         SERVICE_ENTRIES,
@@ -320,6 +335,16 @@ pub fn config_loaded(loaded: &LoadedSnapshot<'_>) {
 /// Records a failed load; the serving generation is unchanged.
 pub fn config_failed() {
     counter!(CONFIG_RELOADS, "result" => "failure").increment(1);
+}
+
+/// Records whether the latest reload attempt as a whole (config and TLS files) succeeded.
+pub fn config_reload_outcome(successful: bool) {
+    gauge!(CONFIG_LAST_RELOAD_SUCCESSFUL).set(if successful { 1.0 } else { 0.0 });
+}
+
+/// Records whether the gateway serves the last good copy instead of its config directory.
+pub fn last_good_in_use(in_use: bool) {
+    gauge!(CONFIG_LAST_GOOD_IN_USE).set(if in_use { 1.0 } else { 0.0 });
 }
 
 /// One tunnel asked of `parent`: `connected`, or the deny reason it failed with.

@@ -51,6 +51,11 @@ pub struct GatewayFile {
     /// The access log on stdout.
     #[serde(default)]
     pub access_log: AccessLogSettings,
+    /// Writable folder (relative to `gateway.yaml`; in a pod, an `emptyDir`) where every config
+    /// that loaded is copied. When the config is invalid at start-up, the gateway starts from
+    /// that last good copy instead of exiting, and says so on `/readyz` and in
+    /// `egress_config_last_good_in_use`. Absent: an invalid config at start-up is fatal.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The four tenant-facing listeners.
@@ -145,7 +150,10 @@ pub struct SourceRule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceEntries {
-    /// Folder (relative to `gateway.yaml`) searched recursively for `*.yaml` / `*.yml`.
+    /// Folder (relative to `gateway.yaml`) searched recursively for `*.yaml` / `*.yml`. Symlinks
+    /// are followed only while they stay inside this folder (the kubelet's `..data` links do); a
+    /// link leading out of it is an error. A file below `<dir>/<namespace>/` may only hold entries
+    /// of that namespace; files directly in `<dir>` name theirs in `metadata.namespace`.
     #[serde(default = "default_serviceentries_dir")]
     pub dir: PathBuf,
     /// `exportTo` for entries that do not set it. Istio defaults to `*`; a gateway defaults to

@@ -3,11 +3,18 @@
 //! serde turns YAML into typed values and forgets positions; validation reports a path. This
 //! module re-reads the file's text with a position-aware YAML parser, only when there is an error
 //! to report, so the happy path pays nothing. It must not interpret the document's meaning.
+//!
+//! It pulls the parser's events in a loop with its own stack (the parser's recursive `load` would
+//! overflow the call stack on a deeply nested document), and indexes nothing deeper than
+//! [`MAX_NESTING`] levels, where keeping every node's path would cost memory quadratic in the
+//! depth; a path below that depth is reported at its deepest indexed ancestor.
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::Marker;
+
+use super::shape::MAX_NESTING;
 
 /// A 1-based line and column in a file, as editors and `FILE:LINE:COL` expect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +44,13 @@ impl Locator {
     /// reported by serde with its own position).
     pub fn new(text: &str) -> Self {
         let mut builder = Builder::default();
-        let _ = Parser::new_from_str(text).load(&mut builder, true);
+        let mut parser = Parser::new_from_str(text);
+        while let Ok((event, mark)) = parser.next_token() {
+            if matches!(event, Event::StreamEnd) {
+                break;
+            }
+            builder.on_event(event, mark);
+        }
         Self {
             documents: builder.documents,
         }
@@ -76,6 +89,8 @@ enum Frame {
 struct Builder {
     documents: Vec<HashMap<String, Position>>,
     stack: Vec<Frame>,
+    /// Containers open below [`MAX_NESTING`], counted but not indexed.
+    unindexed: usize,
 }
 
 impl Builder {
@@ -140,8 +155,16 @@ fn join(parent: &str, key: &str) -> String {
     }
 }
 
-impl MarkedEventReceiver for Builder {
+impl Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.unindexed > 0 {
+            match ev {
+                Event::MappingStart(..) | Event::SequenceStart(..) => self.unindexed += 1,
+                Event::MappingEnd | Event::SequenceEnd => self.unindexed -= 1,
+                _ => {}
+            }
+            return;
+        }
         match ev {
             Event::DocumentStart => {
                 self.documents.push(HashMap::new());
@@ -149,6 +172,13 @@ impl MarkedEventReceiver for Builder {
             }
             Event::Scalar(value, ..) if self.enter_node(mark).is_none() => self.on_key(value, mark),
             Event::Alias(_) if self.enter_node(mark).is_none() => self.on_key(String::new(), mark),
+            Event::MappingStart(..) | Event::SequenceStart(..)
+                if self.stack.len() >= MAX_NESTING =>
+            {
+                // Counted by its parent (so later siblings keep their index), children not kept.
+                self.enter_node(mark);
+                self.unindexed = 1;
+            }
             Event::MappingStart(..) => {
                 // A complex (mapping) key is not something our schemas use; it gets an empty name.
                 let path = self.enter_node(mark).unwrap_or_default();
@@ -212,5 +242,16 @@ mod tests {
             Some(Position { line: 12, col: 5 })
         );
         assert_eq!(locator.find(7, "kind"), None);
+    }
+
+    #[test]
+    fn a_document_nested_far_too_deep_is_indexed_down_to_the_limit_without_recursing() {
+        let text = format!("kind: ConfigMap\n---\na:\n{}x\n", "- ".repeat(200_000));
+        let locator = Locator::new(&text);
+        assert_eq!(locator.find(0, "kind"), Some(Position { line: 1, col: 1 }));
+        let deep = format!("a{}", "[0]".repeat(200));
+        let limit = format!("a{}", "[0]".repeat(MAX_NESTING - 1));
+        assert_eq!(locator.find(1, &deep), locator.find(1, &limit));
+        assert!(locator.find(1, &limit).is_some());
     }
 }

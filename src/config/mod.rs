@@ -5,9 +5,11 @@
 
 pub mod diagnostic;
 pub mod gateway;
+pub mod last_good;
 pub mod load;
 pub mod locate;
 pub mod serviceentry;
+pub mod shape;
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use load::{load, LoadedConfig, SourcedEntry};

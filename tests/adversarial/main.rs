@@ -20,6 +20,7 @@
 //! | `slot_leaks` | every refusal path gives the tenant slot back |
 //! | `cardinality` | sprayed names never become metric labels |
 //! | `defects` | issue 14 defects #10 (ECH) and #12 (bare LF then CL+TE) on their own |
+//! | `config_side` | config-side attempts: deep nesting, alias bombs, symlinks out of the tree, a folder granting another namespace, `exportTo` tricks |
 //! | `dns_answers` | DNS answers in every forbidden class (and wrapped in NAT64, 6to4, Teredo), inside a loopback-only network namespace |
 //! | `explain_agrees` | `explain` and `run` give the same verdict and reason for every expressible attack |
 
@@ -30,6 +31,7 @@ mod attack;
 mod audit_escape;
 mod baseline;
 mod cardinality;
+mod config_side;
 mod connect_target;
 mod defects;
 mod dns_answers;

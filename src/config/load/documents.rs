@@ -1,7 +1,8 @@
 //! Reading the documents of one ServiceEntry file into [`SourcedEntry`] values: every YAML
 //! document, `kind: List` items, the supported API versions, istiod's validation findings as
 //! diagnostics at their `FILE:LINE:COL`, each entry's namespace (`metadata.namespace`, else its
-//! top folder), and unique names per namespace.
+//! top folder; a namespace folder holds only its own namespace's entries), and unique names per
+//! namespace.
 //!
 //! Works on text already read by the loader and reports through its `Sink`. Must not read, list or
 //! digest files (that is the directory walk in `load`), and must not compile policy.
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use serde_yaml::Value;
 
-use super::{deserialize_at, join_path, syntax_error, DocumentOrigin, EntryPositions};
+use super::{deserialize_at, join_path, shape_ok, syntax_error, DocumentOrigin, EntryPositions};
 use super::{Sink, SourcedEntry};
 use crate::config::diagnostic::Diagnostic;
 use crate::config::locate::{Locator, Position};
@@ -37,6 +38,9 @@ pub(super) fn read_entries(
     out: &mut Vec<SourcedEntry>,
     sink: &mut Sink,
 ) {
+    if !shape_ok(path, text, sink) {
+        return;
+    }
     let locator = OnceCell::new();
     for (doc, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let value = match serde::Deserialize::deserialize(document) {
@@ -107,8 +111,13 @@ fn read_object(
             read_service_entry(source, value, prefix, out, sink);
         }
         Some("List") | Some("ServiceEntryList") => {
-            let items = match value.get("items") {
-                Some(Value::Sequence(items)) => items.clone(),
+            // Taken out of the document, not copied: a List can hold the whole allowlist.
+            let items = match value {
+                Value::Mapping(mut document) => document.remove("items"),
+                _ => None,
+            };
+            let items = match items {
+                Some(Value::Sequence(items)) => items,
                 _ => {
                     sink.push(Diagnostic::error(
                         source.path,
@@ -199,16 +208,18 @@ fn resolve_namespace(
 ) -> Option<Namespace> {
     let field = format!("{prefix}metadata.namespace");
     let (raw, origin) = match (entry.metadata.namespace.as_deref(), source.top_folder) {
-        (Some(ns), folder) => {
-            if let Some(folder) = folder.filter(|f| *f != ns) {
-                sink.push(Diagnostic::warning(
-                    source.path,
-                    source.at(&field),
-                    format!("metadata.namespace {ns:?} differs from the folder {folder:?}; the entry belongs to {ns:?}"),
-                ));
-            }
-            (ns, "metadata.namespace")
+        (Some(ns), Some(folder)) if folder != ns => {
+            sink.push(Diagnostic::error(
+                source.path,
+                source.at(&field),
+                format!(
+                    "{}: metadata.namespace {ns:?} differs from the folder {folder:?}: a namespace folder holds only its own namespace's entries (move the file to serviceentries/{ns}/, or directly under serviceentries/)",
+                    entry_label(entry)
+                ),
+            ));
+            return None;
         }
+        (Some(ns), _) => (ns, "metadata.namespace"),
         (None, Some(folder)) => (folder, "the top folder under serviceentries/"),
         (None, None) => {
             sink.push(Diagnostic::error(

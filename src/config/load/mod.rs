@@ -12,6 +12,7 @@
 //! must not look inside a ServiceEntry document itself.
 
 mod documents;
+mod walk;
 
 use std::collections::HashMap;
 use std::fs;
@@ -26,15 +27,14 @@ use super::diagnostic::Diagnostic;
 use super::gateway::{GatewayFile, Runtime};
 use super::locate::{Locator, Position};
 use super::serviceentry::ServiceEntry;
+use super::shape;
 use crate::names::Namespace;
 use crate::pace::Pacer;
 use documents::{check_unique_names, read_entries};
+use walk::Walk;
 
 /// Name of the settings file inside the config directory.
 pub const GATEWAY_FILE: &str = "gateway.yaml";
-
-/// Deepest folder nesting followed below `serviceentries/` (guards against symlink loops).
-const MAX_DEPTH: usize = 16;
 
 /// Everything read from a config directory, validated but not yet compiled.
 #[derive(Debug, Clone)]
@@ -131,9 +131,45 @@ struct ParsedFile {
 
 /// Like [`load`], reusing (and refreshing) `cache`.
 pub fn load_cached(dir: &Path, cache: &mut ParseCache) -> Result<LoadedConfig, Vec<Diagnostic>> {
+    load_from(&Sources::dir(dir), cache)
+}
+
+/// Where a load reads its files from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The config directory: relative paths in gateway.yaml are resolved against it, and the
+    /// loaded config reports it (and its ServiceEntry folder) as the place to watch.
+    pub dir: PathBuf,
+    /// The gateway.yaml to read.
+    pub gateway_file: PathBuf,
+    /// Reads the ServiceEntry files from this folder instead of `serviceentries.dir` (a copy of
+    /// that folder, such as the last good config).
+    pub entries_from: Option<PathBuf>,
+}
+
+impl Sources {
+    /// The config directory `dir` as written.
+    pub fn dir(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            gateway_file: dir.join(GATEWAY_FILE),
+            entries_from: None,
+        }
+    }
+}
+
+/// Loads what `sources` names, reusing (and refreshing) `cache`.
+pub fn load_from(
+    sources: &Sources,
+    cache: &mut ParseCache,
+) -> Result<LoadedConfig, Vec<Diagnostic>> {
     let mut sink = Sink::default();
-    let gateway_path = dir.join(GATEWAY_FILE);
+    let dir = sources.dir.as_path();
+    let gateway_path = sources.gateway_file.clone();
     let gateway = sink.read(&gateway_path).and_then(|text| {
+        if !shape_ok(&gateway_path, &text, &mut sink) {
+            return None;
+        }
         let value = parse_single(&gateway_path, &text, &mut sink)?;
         deserialize_at::<GatewayFile>(value, &gateway_path, &text, 0, "", &mut sink)
     });
@@ -142,10 +178,21 @@ pub fn load_cached(dir: &Path, cache: &mut ParseCache) -> Result<LoadedConfig, V
     };
     resolve_paths(&mut gateway, dir);
 
-    let se_dir = gateway.serviceentries.dir.clone();
+    let se_dir = sources
+        .entries_from
+        .clone()
+        .unwrap_or_else(|| gateway.serviceentries.dir.clone());
     let mut files = Vec::new();
     match fs::metadata(&se_dir) {
-        Ok(meta) if meta.is_dir() => collect_yaml_files(&se_dir, 0, &mut files, &mut sink),
+        Ok(meta) if meta.is_dir() => {
+            let root = se_dir.canonicalize().unwrap_or_else(|_| se_dir.clone());
+            let mut walk = Walk {
+                root: &root,
+                out: &mut files,
+                sink: &mut sink,
+            };
+            walk.collect(&se_dir, 0);
+        }
         _ => sink.push(Diagnostic::error(
             &gateway_path,
             None,
@@ -210,15 +257,29 @@ pub fn load_cached(dir: &Path, cache: &mut ParseCache) -> Result<LoadedConfig, V
     })
 }
 
+/// What the loader makes of the text of one ServiceEntry file at `path` (below the namespace
+/// folder `top_folder`, if any), without touching the file system: the entries it defines and
+/// every finding with its position. The fuzz target drives the loader through this.
+pub fn read_entries_text(
+    path: &Path,
+    text: &str,
+    top_folder: Option<&str>,
+) -> (Vec<SourcedEntry>, Vec<Diagnostic>) {
+    let mut sink = Sink::default();
+    let mut entries = Vec::new();
+    read_entries(path, text, top_folder, &mut entries, &mut sink);
+    (entries, sink.diagnostics)
+}
+
 /// Collects diagnostics and digests as files are read.
 #[derive(Default)]
-struct Sink {
+pub(super) struct Sink {
     diagnostics: Vec<Diagnostic>,
     digests: Vec<FileDigest>,
 }
 
 impl Sink {
-    fn push(&mut self, diagnostic: Diagnostic) {
+    pub(super) fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
     }
 
@@ -245,13 +306,15 @@ impl Sink {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes`, as digests are shown.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Makes TLS and ServiceEntry paths relative to the config directory, as the SPEC says.
 fn resolve_paths(gateway: &mut GatewayFile, dir: &Path) {
     gateway.serviceentries.dir = dir.join(&gateway.serviceentries.dir);
+    gateway.state_dir = gateway.state_dir.as_ref().map(|state| dir.join(state));
     if let Some(tls) = gateway.tls.as_mut() {
         tls.cert = dir.join(&tls.cert);
         tls.key = dir.join(&tls.key);
@@ -271,46 +334,6 @@ fn resolve_paths(gateway: &mut GatewayFile, dir: &Path) {
     }
 }
 
-/// Finds `*.yaml` / `*.yml` below `dir`, following symlinks but skipping `..`-prefixed entries
-/// (the kubelet's `..data` and timestamped folders, reached through the per-file symlinks).
-fn collect_yaml_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, sink: &mut Sink) {
-    if depth > MAX_DEPTH {
-        sink.push(Diagnostic::error(
-            dir,
-            None,
-            format!("folders nested deeper than {MAX_DEPTH} levels (a symlink loop?)"),
-        ));
-        return;
-    }
-    let listing = match fs::read_dir(dir) {
-        Ok(listing) => listing,
-        Err(err) => {
-            sink.push(Diagnostic::error(dir, None, format!("cannot list: {err}")));
-            return;
-        }
-    };
-    for item in listing.flatten() {
-        let path = item.path();
-        let name = item.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("..") || name.starts_with('.') {
-            continue;
-        }
-        match fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => collect_yaml_files(&path, depth + 1, out, sink),
-            Ok(meta) if meta.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) => {
-                out.push(path)
-            }
-            Ok(_) => {}
-            Err(err) => sink.push(Diagnostic::error(
-                &path,
-                None,
-                format!("cannot read: {err}"),
-            )),
-        }
-    }
-}
-
 /// The first folder below `root` on the way to `file`, if the file is not directly in `root`.
 fn top_folder(root: &Path, file: &Path) -> Option<String> {
     let relative = file.strip_prefix(root).ok()?;
@@ -318,6 +341,21 @@ fn top_folder(root: &Path, file: &Path) -> Option<String> {
     let first = parts.next()?;
     parts.next()?;
     Some(first.as_os_str().to_string_lossy().into_owned())
+}
+
+/// Refuses text whose shape would exhaust the loader (see [`shape`]) before anything parses it.
+fn shape_ok(path: &Path, text: &str, sink: &mut Sink) -> bool {
+    match shape::check(text) {
+        Ok(()) => true,
+        Err(problem) => {
+            sink.push(Diagnostic::error(
+                path,
+                Some(problem.position),
+                problem.message,
+            ));
+            false
+        }
+    }
 }
 
 /// Parses a file that must hold exactly one YAML document.
@@ -374,11 +412,22 @@ fn join_path(prefix: &str, field: &str) -> String {
     }
 }
 
+/// The `state_dir` of `dir`'s gateway.yaml, resolved against `dir`, read leniently: it is what
+/// start-up falls back on when the rest of the file (or a ServiceEntry) is invalid.
+pub fn read_state_dir(dir: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string(dir.join(GATEWAY_FILE)).ok()?;
+    shape::check(&text).ok()?;
+    let value = serde_yaml::from_str::<Value>(&text).ok()?;
+    let state_dir = value.get("state_dir")?.as_str()?;
+    Some(dir.join(state_dir))
+}
+
 /// The `runtime` section of `dir`'s gateway.yaml, read before the runtime exists; any problem
 /// (the defaults are returned then) is left for the full load to report.
 pub fn read_runtime(dir: &Path) -> Runtime {
     fs::read_to_string(dir.join(GATEWAY_FILE))
         .ok()
+        .filter(|text| shape::check(text).is_ok())
         .and_then(|text| serde_yaml::from_str::<GatewayFile>(&text).ok())
         .map(|gateway| gateway.runtime)
         .unwrap_or_default()
