@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_yaml::Value;
 
 use super::{deserialize_at, join_path, shape_ok, syntax_error, DocumentOrigin, EntryPositions};
-use super::{Sink, SourcedEntry};
+use super::{list_split, Sink, SourcedEntry};
 use crate::config::diagnostic::Diagnostic;
 use crate::config::locate::{Locator, Position};
 use crate::config::serviceentry::{self, ServiceEntry};
@@ -38,10 +38,24 @@ pub(super) fn read_entries(
     out: &mut Vec<SourcedEntry>,
     sink: &mut Sink,
 ) {
-    if !shape_ok(path, text, sink) {
+    let Some(shape) = shape_ok(path, text, sink) else {
         return;
-    }
+    };
     let locator = OnceCell::new();
+    if shape.documents == 1 && !shape.aliases {
+        if let Some(list) = list_split::split(text) {
+            let source = Source {
+                path,
+                text,
+                doc: 0,
+                top_folder,
+                locator: &locator,
+            };
+            if read_split_list(&source, list, out, sink) {
+                return;
+            }
+        }
+    }
     for (doc, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let value = match serde::Deserialize::deserialize(document) {
             Ok(value) => value,
@@ -59,6 +73,39 @@ pub(super) fn read_entries(
         };
         read_object(&source, value, "", out, sink);
     }
+}
+
+/// Reads a List cut into its items' texts, one item at a time; `false` (having read nothing) when
+/// the rest of the document is not a List after all, so the caller parses it whole.
+fn read_split_list(
+    source: &Source<'_>,
+    list: list_split::SplitList,
+    out: &mut Vec<SourcedEntry>,
+    sink: &mut Sink,
+) -> bool {
+    let is_list = serde_yaml::from_str::<Value>(&list.rest).is_ok_and(|rest| {
+        matches!(
+            rest.get("kind").and_then(Value::as_str),
+            Some("List" | "ServiceEntryList")
+        )
+    });
+    if !is_list {
+        return false;
+    }
+    for (i, (first_line, text)) in list.items.into_iter().enumerate() {
+        match serde_yaml::from_str::<Value>(&text) {
+            Ok(item) => read_object(source, item, &format!("items[{i}]."), out, sink),
+            Err(err) => {
+                let mut diagnostic = syntax_error(source.path, &err);
+                if let Some(position) = diagnostic.position.as_mut() {
+                    position.line += first_line - 1;
+                }
+                sink.push(diagnostic);
+                break;
+            }
+        }
+    }
+    true
 }
 
 /// Where a document came from, for positions and namespace defaults.
