@@ -35,7 +35,7 @@ pub(super) fn read_entries(
     path: &Path,
     text: &str,
     top_folder: Option<&str>,
-    out: &mut Vec<SourcedEntry>,
+    out: &mut Vec<Arc<SourcedEntry>>,
     sink: &mut Sink,
 ) {
     let Some(shape) = shape_ok(path, text, sink) else {
@@ -80,7 +80,7 @@ pub(super) fn read_entries(
 fn read_split_list(
     source: &Source<'_>,
     list: list_split::SplitList,
-    out: &mut Vec<SourcedEntry>,
+    out: &mut Vec<Arc<SourcedEntry>>,
     sink: &mut Sink,
 ) -> bool {
     let is_list = serde_yaml::from_str::<Value>(&list.rest).is_ok_and(|rest| {
@@ -130,7 +130,7 @@ fn read_object(
     source: &Source<'_>,
     value: Value,
     prefix: &str,
-    out: &mut Vec<SourcedEntry>,
+    out: &mut Vec<Arc<SourcedEntry>>,
     sink: &mut Sink,
 ) {
     if value.is_null() {
@@ -195,7 +195,7 @@ fn read_service_entry(
     source: &Source<'_>,
     value: Value,
     prefix: &str,
-    out: &mut Vec<SourcedEntry>,
+    out: &mut Vec<Arc<SourcedEntry>>,
     sink: &mut Sink,
 ) {
     let Some(entry) =
@@ -226,7 +226,8 @@ fn read_service_entry(
     if failed {
         return;
     }
-    out.push(SourcedEntry {
+    // Boxed at once: a Vec of entries inline would hold each twice while it grows.
+    out.push(Arc::new(SourcedEntry {
         namespace,
         name,
         file: source.path.to_path_buf(),
@@ -235,7 +236,7 @@ fn read_service_entry(
             path: prefix.trim_end_matches('.').to_owned(),
         },
         entry,
-    });
+    }));
 }
 
 fn entry_label(entry: &ServiceEntry) -> String {

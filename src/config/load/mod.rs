@@ -232,7 +232,7 @@ pub fn load_from(
                 ParsedFile {
                     sha256,
                     top_folder,
-                    entries: file_entries.into_iter().map(Arc::new).collect(),
+                    entries: file_entries,
                     diagnostics: file_sink.diagnostics,
                 }
             }
@@ -263,7 +263,7 @@ pub fn read_entries_text(
     path: &Path,
     text: &str,
     top_folder: Option<&str>,
-) -> (Vec<SourcedEntry>, Vec<Diagnostic>) {
+) -> (Vec<Arc<SourcedEntry>>, Vec<Diagnostic>) {
     let mut sink = Sink::default();
     let mut entries = Vec::new();
     read_entries(path, text, top_folder, &mut entries, &mut sink);
