@@ -436,6 +436,8 @@ for d in ("base", "overlays/dev", "overlays/prod"):
         err("%s: gateway.yaml serviceentries.dir must lead to /etc/egress-allowlist" % d)
     if mounts.get("/var/lib/egress-gateway") != "state" or "emptyDir" not in vols.get("state", {}):
         err("%s: /var/lib/egress-gateway must be the emptyDir 'state' (the last good config)" % d)
+    if gw.get("state_dir") != "/var/lib/egress-gateway":
+        err("%s: gateway.yaml state_dir must be the state emptyDir, /var/lib/egress-gateway" % d)
     # TLS paths must be projected files.
     for k in ("cert", "key", "client_ca"):
         if gw.get("tls", {}).get(k) not in projected:

@@ -295,8 +295,17 @@ pub fn touch_namespace(namespace: &str, listeners: &[Listener]) {
     }
 }
 
-/// Handshake failure reasons pre-created at zero, so alerts see a series before the first failure.
-const COMMON_TLS_ERRORS: [&str; 4] = ["no_client_cert", "unknown_ca", "expired", "timeout"];
+/// Handshake failure reasons pre-created at zero, so alerts (and the availability SLI, which
+/// counts the gateway-side ones) see a series before the first failure.
+const COMMON_TLS_ERRORS: [&str; 7] = [
+    "no_client_cert",
+    "unknown_ca",
+    "expired",
+    "timeout",
+    "alert_received",
+    "handshake_failed",
+    "io",
+];
 
 /// Pre-creates `egress_tls_handshake_errors_total` series for a TLS listener.
 pub fn touch_tls_errors(listener: Listener) {
