@@ -418,3 +418,34 @@ fn an_invalid_head_tree_gives_file_line_col_and_exit_2() {
     assert!(line.contains("70000"), "{line}");
     assert!(err.contains("INVALID"), "{err}");
 }
+
+#[test]
+fn a_prefix_widened_from_the_same_first_address_opens_the_wider_prefix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_addresses = |prefix: &str| {
+        entry(
+            "db",
+            &["db.example.com"],
+            &[(5432, "TCP")],
+            &format!("  addresses: [\"{prefix}\"]\n"),
+        )
+    };
+    let base = Tree::new(dir.path(), "base", "");
+    base.write("app1/db.yaml", &with_addresses("198.51.100.0/25"));
+    let head = Tree::new(dir.path(), "head", "");
+    head.write("app1/db.yaml", &with_addresses("198.51.100.0/24"));
+
+    let widened = json_plan(&base, &head);
+    assert_eq!(
+        rows(namespace(&widened, "app1"), "opened"),
+        vec![("198.51.100.0/24".to_owned(), 5432, "TCP".to_owned())],
+        "{widened:#}"
+    );
+    assert!(rows(namespace(&widened, "app1"), "closed").is_empty());
+    let narrowed = json_plan(&head, &base);
+    assert_eq!(
+        rows(namespace(&narrowed, "app1"), "closed"),
+        vec![("198.51.100.0/24".to_owned(), 5432, "TCP".to_owned())],
+        "{narrowed:#}"
+    );
+}

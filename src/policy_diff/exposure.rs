@@ -53,19 +53,42 @@ impl Destination {
         matches!(self, Self::Host(pattern) if pattern.starts_with("*."))
     }
 
-    /// The target asked of the policy: the name itself, a name under a wildcard, or the first
-    /// address of a prefix.
-    fn probe(&self, port: u16) -> Option<Target> {
-        let host = match self {
-            Self::Host(pattern) => match pattern.strip_prefix("*.") {
-                Some(suffix) => {
-                    Host::Name(Hostname::parse(&format!("{PROBE_LABEL}.{suffix}")).ok()?)
-                }
-                None => Host::Name(Hostname::parse(pattern).ok()?),
-            },
-            Self::Prefix(net) => Host::Ip(net.network()),
-        };
-        Some(Target { host, port })
+    /// The targets asked of the policy: the name itself, a name under a wildcard, or, for a
+    /// prefix, every address in it where the answer can change (its first address and the
+    /// first address in and after each prefix of `prefixes` inside it): the policy allows the
+    /// whole prefix exactly when it allows all of these.
+    fn probes(&self, port: u16, prefixes: &BTreeSet<IpNet>) -> Vec<Target> {
+        let target = |host| Target { host, port };
+        match self {
+            Self::Host(pattern) => {
+                let name = match pattern.strip_prefix("*.") {
+                    Some(suffix) => Hostname::parse(&format!("{PROBE_LABEL}.{suffix}")),
+                    None => Hostname::parse(pattern),
+                };
+                name.map(|name| vec![target(Host::Name(name))])
+                    .unwrap_or_default()
+            }
+            Self::Prefix(net) => {
+                let inside = prefixes.iter().filter(|inner| net.contains(*inner));
+                let bounds = inside.flat_map(|inner| [Some(inner.network()), after(inner)]);
+                let mut points: BTreeSet<IpAddr> =
+                    bounds.flatten().filter(|ip| net.contains(ip)).collect();
+                points.insert(net.network());
+                points.into_iter().map(|ip| target(Host::Ip(ip))).collect()
+            }
+        }
+    }
+}
+
+/// The first address after `net`, if there is one.
+fn after(net: &IpNet) -> Option<IpAddr> {
+    match net.broadcast() {
+        IpAddr::V4(last) => u32::from(last)
+            .checked_add(1)
+            .map(|n| IpAddr::from(n.to_be_bytes())),
+        IpAddr::V6(last) => u128::from(last)
+            .checked_add(1)
+            .map(|n| IpAddr::from(n.to_be_bytes())),
     }
 }
 
@@ -159,15 +182,24 @@ fn candidates(trees: [&Tree; 2]) -> BTreeSet<(Destination, u16)> {
 /// The opened and closed exposure of every namespace that changed.
 pub fn diff(base: &Tree, head: &Tree) -> BTreeMap<String, ExposureChange> {
     let questions = candidates([base, head]);
+    let prefixes: BTreeSet<IpNet> = questions
+        .iter()
+        .filter_map(|(destination, _)| match destination {
+            Destination::Prefix(net) => Some(*net),
+            Destination::Host(_) => None,
+        })
+        .collect();
+    let probes: Vec<(&Destination, u16, Vec<Target>)> = questions
+        .iter()
+        .map(|(destination, port)| (destination, *port, destination.probes(*port, &prefixes)))
+        .filter(|(_, _, targets)| !targets.is_empty())
+        .collect();
     let mut changes = BTreeMap::new();
     for namespace in namespaces([base, head]) {
         let mut change = ExposureChange::default();
-        for (destination, port) in &questions {
-            let Some(target) = destination.probe(*port) else {
-                continue;
-            };
-            let before = reach(&base.snapshot, &namespace, &target);
-            let after = reach(&head.snapshot, &namespace, &target);
+        for (destination, port, targets) in &probes {
+            let before = reach(&base.snapshot, &namespace, targets);
+            let after = reach(&head.snapshot, &namespace, targets);
             let exposure = |(protocol, via): (&'static str, String)| Exposure {
                 destination: destination.display(),
                 port: *port,
@@ -189,18 +221,29 @@ pub fn diff(base: &Tree, head: &Tree) -> BTreeMap<String, ExposureChange> {
     changes
 }
 
-/// The protocol and allowing entry when an entry of `namespace`'s allowlist matches `target`.
-fn reach(snapshot: &Snapshot, namespace: &str, target: &Target) -> Option<(&'static str, String)> {
-    let decision = snapshot.policy.decide(namespace, target);
-    if decision.verdict != Verdict::Allow {
-        return None;
+/// The protocol and allowing entry (those of the first target) when entries of `namespace`'s
+/// allowlist match every one of `targets`.
+fn reach(
+    snapshot: &Snapshot,
+    namespace: &str,
+    targets: &[Target],
+) -> Option<(&'static str, String)> {
+    let mut first = None;
+    for target in targets {
+        let decision = snapshot.policy.decide(namespace, target);
+        if decision.verdict != Verdict::Allow {
+            return None;
+        }
+        if first.is_none() {
+            let protocol = match decision.inspection() {
+                Inspection::Sni => "TLS",
+                Inspection::HostHeader => "HTTP",
+                Inspection::Opaque => "TCP",
+            };
+            first = Some((protocol, decision.rule?.label.to_string()));
+        }
     }
-    let protocol = match decision.inspection() {
-        Inspection::Sni => "TLS",
-        Inspection::HostHeader => "HTTP",
-        Inspection::Opaque => "TCP",
-    };
-    Some((protocol, decision.rule?.label.to_string()))
+    first
 }
 
 /// An entry of `namespace` whose every (destination, port) another entry of the same namespace
