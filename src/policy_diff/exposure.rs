@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
+use super::visibility::Views;
 use crate::config::serviceentry::ServiceEntrySpec;
 use crate::config::{LoadedConfig, SourcedEntry};
 use crate::decide::{Inspection, Verdict};
@@ -194,8 +195,12 @@ pub fn diff(base: &Tree, head: &Tree) -> BTreeMap<String, ExposureChange> {
         .map(|(destination, port)| (destination, *port, destination.probes(*port, &prefixes)))
         .filter(|(_, _, targets)| !targets.is_empty())
         .collect();
+    let (before, after) = (Views::new(base), Views::new(head));
     let mut changes = BTreeMap::new();
     for namespace in namespaces([base, head]) {
+        if before.same_for(&after, &namespace) {
+            continue;
+        }
         let mut change = ExposureChange::default();
         for (destination, port, targets) in &probes {
             let before = reach(&base.snapshot, &namespace, targets);
@@ -246,109 +251,7 @@ fn reach(
     first
 }
 
-/// An entry of `namespace` whose every (destination, port) another entry of the same namespace
-/// already allows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Redundant {
-    /// `namespace/name` of the redundant entry.
-    pub entry: String,
-    /// The entries that cover it.
-    pub covered_by: Vec<String>,
-}
-
-/// The redundant entries of each namespace of `tree`.
-pub fn redundant(tree: &Tree) -> BTreeMap<String, Vec<Redundant>> {
-    let mut found: BTreeMap<String, Vec<Redundant>> = BTreeMap::new();
-    for (namespace, entries) in &tree.snapshot.namespaces {
-        for (i, entry) in entries.iter().enumerate() {
-            let others = entries
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, other)| &**other);
-            if let Some(covered_by) = covering_entries(entry, others) {
-                found
-                    .entry(namespace.as_str().to_owned())
-                    .or_default()
-                    .push(Redundant {
-                        entry: label(entry),
-                        covered_by,
-                    });
-            }
-        }
-    }
-    found
-}
-
 /// `namespace/name`.
 pub fn label(sourced: &SourcedEntry) -> String {
     format!("{}/{}", sourced.namespace, sourced.name)
-}
-
-/// The entries among `others` that together cover every (destination, port) of `entry`, or
-/// `None` when something of it is covered by none.
-fn covering_entries<'a>(
-    entry: &SourcedEntry,
-    others: impl Iterator<Item = &'a SourcedEntry> + Clone,
-) -> Option<Vec<String>> {
-    let spec = entry.entry.spec.as_ref()?;
-    let items: Vec<(Destination, u16)> = destinations(spec)
-        .into_iter()
-        .flat_map(|d| ports(spec).into_iter().map(move |p| (d.clone(), p)))
-        .collect();
-    if items.is_empty() {
-        return None;
-    }
-    let mut covering = BTreeSet::new();
-    for (destination, port) in &items {
-        let cover = others.clone().find(|other| {
-            other.entry.spec.as_ref().is_some_and(|o| {
-                ports(o).contains(port) && destinations(o).iter().any(|d| covers(d, destination))
-            })
-        })?;
-        covering.insert(label(cover));
-    }
-    Some(covering.into_iter().collect())
-}
-
-/// Whether `wide` matches everything `narrow` matches.
-fn covers(wide: &Destination, narrow: &Destination) -> bool {
-    match (wide, narrow) {
-        (Destination::Host(wide), Destination::Host(narrow)) => {
-            let Some(suffix) = wide.strip_prefix("*.") else {
-                return wide == narrow;
-            };
-            let name = narrow.strip_prefix("*.").unwrap_or(narrow);
-            name.ends_with(&format!(".{suffix}")) || (name == suffix && name != narrow)
-        }
-        (Destination::Prefix(wide), Destination::Prefix(narrow)) => wide.contains(narrow),
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn host(raw: &str) -> Destination {
-        Destination::Host(raw.to_owned())
-    }
-
-    #[test]
-    fn a_wildcard_covers_names_and_narrower_wildcards_under_it_only() {
-        assert!(covers(&host("*.example.com"), &host("api.example.com")));
-        assert!(covers(&host("*.example.com"), &host("*.api.example.com")));
-        assert!(covers(&host("*.example.com"), &host("*.example.com")));
-        assert!(!covers(&host("*.example.com"), &host("example.com")));
-        assert!(!covers(&host("*.example.com"), &host("badexample.com")));
-        assert!(!covers(&host("api.example.com"), &host("*.example.com")));
-    }
-
-    #[test]
-    fn a_prefix_covers_the_prefixes_inside_it() {
-        let net = |raw: &str| Destination::Prefix(raw.parse().expect("prefix"));
-        assert!(covers(&net("10.0.0.0/8"), &net("10.1.0.0/16")));
-        assert!(!covers(&net("10.1.0.0/16"), &net("10.0.0.0/8")));
-        assert!(!covers(&net("10.0.0.0/8"), &host("api.example.com")));
-    }
 }

@@ -3,15 +3,18 @@
 //! pull-request comment (Markdown) or a pipeline (JSON), with an exit code a pipeline can gate on.
 
 pub mod exposure;
+pub mod redundancy;
 pub mod render;
 pub mod risk;
+pub mod visibility;
 
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::app;
-use exposure::{Exposure, Redundant, Tree};
+use exposure::{Exposure, Tree};
+use redundancy::Redundant;
 use risk::Risk;
 
 /// Exit code when both trees are valid and the `--fail-on` condition does not hold.
@@ -127,13 +130,14 @@ fn load(dir: &Path) -> Option<Tree> {
 /// Compares two compiled trees.
 pub fn plan(base: &Tree, head: &Tree) -> Report {
     let mut exposure = exposure::diff(base, head);
-    let was_redundant = exposure::redundant(base);
-    let mut redundant = exposure::redundant(head);
+    let was_redundant = redundancy::redundant(base);
+    let mut redundant = redundancy::redundant(head);
     for (namespace, entries) in &mut redundant {
         let before = was_redundant.get(namespace);
         entries.retain(|r| !before.is_some_and(|b| b.iter().any(|old| old.entry == r.entry)));
     }
     let gateway_risks = risk::gateway_risks(base, head);
+    let before = risk::BaseEntries::new(base);
     let mut summary = Summary {
         risks: gateway_risks.len(),
         ..Summary::default()
@@ -141,7 +145,7 @@ pub fn plan(base: &Tree, head: &Tree) -> Report {
     let mut namespaces = Vec::new();
     for namespace in exposure::namespaces([base, head]) {
         let change = exposure.remove(&namespace).unwrap_or_default();
-        let risks = risk::namespace_risks(base, head, &namespace, Some(&change));
+        let risks = risk::namespace_risks(base, head, &before, &namespace, Some(&change));
         let redundant = redundant.remove(&namespace).unwrap_or_default();
         if change.opened.is_empty()
             && change.closed.is_empty()

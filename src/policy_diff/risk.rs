@@ -2,17 +2,19 @@
 //! wildcards, wider `exportTo`, opaque TCP by name, trusted addresses in ranges the SSRF guard
 //! refuses, `resolution: NONE`, audit mode, raised limits and `upstream.allow_cidrs` holes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::Serialize;
 
 use super::exposure::{label, ExposureChange, Tree, EVERY_OTHER_NAMESPACE};
+use super::visibility::{visibility, Visible};
 use crate::config::gateway::Mode;
-use crate::config::serviceentry::{ExportTo, Inspection, Resolution, ServiceEntrySpec};
+use crate::config::serviceentry::{Inspection, Resolution, ServiceEntrySpec};
 use crate::config::SourcedEntry;
 use crate::decide::address::forbidden_ranges_within;
+use crate::names::Namespace;
 
 /// One risky change.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -27,10 +29,27 @@ pub struct Risk {
     pub detail: String,
 }
 
+/// The base tree's entries by `namespace/name`, to find what a head entry was before.
+pub struct BaseEntries<'a>(HashMap<String, &'a SourcedEntry>);
+
+impl<'a> BaseEntries<'a> {
+    /// Indexes `base`'s entries.
+    pub fn new(base: &'a Tree) -> Self {
+        Self(
+            base.loaded
+                .entries
+                .iter()
+                .map(|e| (label(e), &**e))
+                .collect(),
+        )
+    }
+}
+
 /// Risks of one namespace: opened wildcards, its entries' risky changes, its mode and limit.
 pub fn namespace_risks(
     base: &Tree,
     head: &Tree,
+    before: &BaseEntries<'_>,
     namespace: &str,
     exposure: Option<&ExposureChange>,
 ) -> Vec<Risk> {
@@ -47,20 +66,12 @@ pub fn namespace_risks(
             });
         }
     }
-    let base_entries: BTreeMap<String, &SourcedEntry> = base
-        .loaded
-        .entries
-        .iter()
-        .map(|e| (label(e), &**e))
-        .collect();
-    let owned = head
-        .loaded
-        .entries
-        .iter()
-        .filter(|e| e.namespace.as_str() == namespace);
-    for entry in owned {
-        let before = base_entries.get(&label(entry)).copied();
-        entry_risks(base, head, before, entry, &mut risks);
+    let owned = Namespace::parse(namespace)
+        .ok()
+        .and_then(|ns| head.snapshot.namespaces.get(&ns));
+    for entry in owned.into_iter().flatten() {
+        let was = before.0.get(&label(entry)).copied();
+        entry_risks(base, head, was, entry, &mut risks);
     }
     let (was, is) = (
         base.snapshot.policy.mode(namespace),
@@ -225,65 +236,4 @@ fn parse_net(raw: &str) -> Option<IpNet> {
     raw.parse::<IpNet>()
         .ok()
         .or_else(|| raw.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
-/// Who can use an entry, as `compile` reads `exportTo`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Visible {
-    Everyone,
-    Namespaces(BTreeSet<String>),
-}
-
-impl Visible {
-    fn includes(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Self::Everyone, _) => true,
-            (Self::Namespaces(_), Self::Everyone) => false,
-            (Self::Namespaces(mine), Self::Namespaces(theirs)) => theirs.is_subset(mine),
-        }
-    }
-}
-
-impl std::fmt::Display for Visible {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Everyone => f.write_str("every namespace (*)"),
-            Self::Namespaces(names) => {
-                let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                write!(f, "namespaces {}", names.join(", "))
-            }
-        }
-    }
-}
-
-fn visibility(tree: &Tree, sourced: &SourcedEntry) -> Visible {
-    let written = sourced
-        .entry
-        .spec
-        .as_ref()
-        .map(|s| s.export_to.as_slice())
-        .unwrap_or_default();
-    let export = if written.is_empty() {
-        tree.loaded
-            .gateway
-            .serviceentries
-            .default_export_to
-            .as_slice()
-    } else {
-        written
-    };
-    let mut names = BTreeSet::new();
-    for raw in export {
-        match ExportTo::parse(raw) {
-            Ok(ExportTo::All) => return Visible::Everyone,
-            Ok(ExportTo::OwnNamespace) => {
-                names.insert(sourced.namespace.as_str().to_owned());
-            }
-            Ok(ExportTo::Namespace(ns)) => {
-                names.insert(ns.as_str().to_owned());
-            }
-            Ok(ExportTo::Nobody) | Err(_) => {}
-        }
-    }
-    Visible::Namespaces(names)
 }
