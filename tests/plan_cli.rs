@@ -270,6 +270,16 @@ fn widening_export_to_is_a_risk_and_opens_in_other_namespaces() {
             "{tenant}"
         );
     }
+    let markdown = text(&plan(&base, &head, &[]).stdout);
+    assert!(
+        markdown.contains("### namespace `app2` and every other namespace (`*`)"),
+        "namespaces with the same changes share one section: {markdown}"
+    );
+    assert_eq!(
+        markdown.matches("| opened | `db.example.com` |").count(),
+        1,
+        "{markdown}"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::exposure::{Exposure, EVERY_OTHER_NAMESPACE};
 use super::risk::Risk;
-use super::Report;
+use super::{NamespacePlan, Report};
 
 /// The plan as one JSON object (the field names of [`Report`] are the contract).
 pub fn json(report: &Report) -> String {
@@ -38,13 +38,8 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(out, "\n### gateway.yaml (every namespace)\n");
         risk_list(&mut out, &report.gateway_risks);
     }
-    for plan in &report.namespaces {
-        let title = if plan.namespace == EVERY_OTHER_NAMESPACE {
-            "every other namespace (`*`)".to_owned()
-        } else {
-            format!("namespace `{}`", plan.namespace)
-        };
-        let _ = writeln!(out, "\n### {title}\n");
+    for (plan, names) in grouped(&report.namespaces) {
+        let _ = writeln!(out, "\n### {}\n", title(&names));
         if !plan.opened.is_empty() || !plan.closed.is_empty() {
             let _ = writeln!(out, "| change | destination | port | protocol | entry |");
             let _ = writeln!(out, "|---|---|---|---|---|");
@@ -63,6 +58,44 @@ pub fn markdown(report: &Report) -> String {
         }
     }
     out
+}
+
+/// Namespaces with the very same changes (an entry exported to `*` opens the same rows for
+/// every namespace), in report order, so the comment shows each set of changes once.
+fn grouped(plans: &[NamespacePlan]) -> Vec<(&NamespacePlan, Vec<&str>)> {
+    let mut groups: Vec<(&NamespacePlan, Vec<&str>)> = Vec::new();
+    for plan in plans {
+        let same = groups.iter_mut().find(|(first, _)| {
+            first.opened == plan.opened
+                && first.closed == plan.closed
+                && first.risks == plan.risks
+                && first.redundant == plan.redundant
+        });
+        match same {
+            Some((_, names)) => names.push(&plan.namespace),
+            None => groups.push((plan, vec![&plan.namespace])),
+        }
+    }
+    groups
+}
+
+/// `namespace `a``, `namespaces `a`, `b``, and `every other namespace (`*`)` for the pseudo one.
+fn title(names: &[&str]) -> String {
+    let named: Vec<String> = names
+        .iter()
+        .filter(|name| **name != EVERY_OTHER_NAMESPACE)
+        .map(|name| format!("`{name}`"))
+        .collect();
+    let named = match named.len() {
+        0 => String::new(),
+        1 => format!("namespace {}", named[0]),
+        _ => format!("namespaces {}", named.join(", ")),
+    };
+    match (named.is_empty(), names.contains(&EVERY_OTHER_NAMESPACE)) {
+        (_, false) => named,
+        (true, true) => "every other namespace (`*`)".to_owned(),
+        (false, true) => format!("{named} and every other namespace (`*`)"),
+    }
 }
 
 fn exposure_rows(out: &mut String, change: &str, rows: &[Exposure]) {
