@@ -11,9 +11,41 @@ pub fn json(report: &Report) -> String {
     serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
+/// Longest Markdown printed: GitHub refuses comments over 65 536 characters.
+pub const MARKDOWN_LIMIT: usize = 60_000;
+
 /// The plan as Markdown: a summary line, then per namespace a table of opened and closed
-/// destinations and a list of risks and redundant entries.
+/// destinations and a list of risks and redundant entries; cut at whole lines to
+/// [`MARKDOWN_LIMIT`] with a note saying so.
 pub fn markdown(report: &Report) -> String {
+    fit(&full_markdown(report), MARKDOWN_LIMIT)
+}
+
+/// `text` when it fits in `limit` characters; otherwise its first lines and a note.
+fn fit(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let total = text.lines().count();
+    let mut out = String::new();
+    let mut kept = 0;
+    for line in text.lines() {
+        if out.len() + line.len() + 1 > limit.saturating_sub(200) {
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+        kept += 1;
+    }
+    let _ = writeln!(
+        out,
+        "\n_Cut to fit a pull-request comment: {} of {total} lines shown; `--format json` lists everything._",
+        kept
+    );
+    out
+}
+
+fn full_markdown(report: &Report) -> String {
     let s = &report.summary;
     let mut out = String::new();
     let _ = writeln!(out, "## Egress allowlist plan\n");
@@ -129,4 +161,19 @@ fn quoted(labels: &[String]) -> String {
         .map(|l| format!("`{l}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_comment_is_cut_at_a_whole_line_with_a_note() {
+        let text: String = (0..1000).map(|i| format!("| row {i} |\n")).collect();
+        let cut = fit(&text, 1000);
+        assert!(cut.len() <= 1000, "{}", cut.len());
+        assert!(cut.contains("of 1000 lines shown"), "{cut}");
+        assert!(cut.lines().next().is_some_and(|l| l == "| row 0 |"));
+        assert_eq!(fit("short\n", 1000), "short\n");
+    }
 }
