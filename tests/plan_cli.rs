@@ -427,6 +427,22 @@ fn an_invalid_head_tree_gives_file_line_col_and_exit_2() {
     assert!(numbers.iter().all(Option::is_some), "{line}");
     assert!(line.contains("70000"), "{line}");
     assert!(err.contains("INVALID"), "{err}");
+
+    let check = Command::new(env!("CARGO_BIN_EXE_egress-gateway"))
+        .args(["check", "--config"])
+        .arg(&head.root)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run egress-gateway check");
+    assert_eq!(
+        err,
+        text(&check.stderr),
+        "plan reports the tree as check does"
+    );
+
+    let missing = dir.path().join("missing");
+    let output = plan(&Tree { root: missing }, &base, &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
 }
 
 #[test]
