@@ -293,7 +293,7 @@ fn every_risk_class_is_flagged() {
     let head = Tree::new(
         dir.path(),
         "head",
-        "enforcement:\n  namespaces: {app1: audit}\nlimits:\n  max_streams_per_connection: 1024\n  namespaces: {app1: 20000}\nupstream:\n  allow_cidrs: [\"10.20.0.0/16\"]\n",
+        "enforcement:\n  default: audit\n  namespaces: {app1: audit, app2: enforce}\nlimits:\n  max_streams_per_connection: 1024\n  namespaces: {app1: 20000}\nupstream:\n  allow_cidrs: [\"10.20.0.0/16\"]\n",
     );
     let tcp = entry("db", &["db.example.com"], &[(5432, "TCP")], "");
     let internal = entry(
@@ -334,7 +334,41 @@ fn every_risk_class_is_flagged() {
         .iter()
         .map(|r| r["kind"].as_str().expect("kind"))
         .collect();
-    assert_eq!(gateway, vec!["limit_raised", "allow_cidrs"], "{report:#}");
+    assert_eq!(
+        gateway,
+        vec!["limit_raised", "audit_mode", "allow_cidrs"],
+        "{report:#}"
+    );
+    assert!(
+        report["namespaces"]
+            .as_array()
+            .expect("namespaces")
+            .iter()
+            .all(|ns| ns["namespace"] == "app1"),
+        "a namespace kept in enforce by its override has no risk: {report:#}"
+    );
+}
+
+#[test]
+fn a_port_whose_protocol_changes_closes_the_old_and_opens_the_new() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = Tree::new(dir.path(), "base", "");
+    base.write(
+        "app1/a.yaml",
+        &entry("web", &["web.example.com"], &[(443, "TLS")], ""),
+    );
+    let head = Tree::new(dir.path(), "head", "");
+    head.write(
+        "app1/a.yaml",
+        &entry("web", &["web.example.com"], &[(443, "TCP")], ""),
+    );
+
+    let report = json_plan(&base, &head);
+    let app1 = namespace(&report, "app1");
+    let row = |protocol: &str| vec![("web.example.com".to_owned(), 443, protocol.to_owned())];
+    assert_eq!(rows(app1, "closed"), row("TLS"));
+    assert_eq!(rows(app1, "opened"), row("TCP"));
+    assert_eq!(risk_kinds(app1), vec!["tcp_without_addresses"]);
 }
 
 #[test]

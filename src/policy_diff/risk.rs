@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::exposure::{label, ExposureChange, Tree, EVERY_OTHER_NAMESPACE};
+use super::exposure::{label, ExposureChange, Tree};
 use super::visibility::{visibility, Visible};
 use crate::config::gateway::Mode;
 use crate::config::serviceentry::{Inspection, Resolution, ServiceEntrySpec};
@@ -45,7 +45,8 @@ impl<'a> BaseEntries<'a> {
     }
 }
 
-/// Risks of one namespace: opened wildcards, its entries' risky changes, its mode and limit.
+/// Risks of one namespace: opened wildcards, its entries' risky changes, and its own mode and
+/// limit overrides (changes of the defaults are gateway risks).
 pub fn namespace_risks(
     base: &Tree,
     head: &Tree,
@@ -73,11 +74,22 @@ pub fn namespace_risks(
         let was = before.0.get(&label(entry)).copied();
         entry_risks(base, head, was, entry, &mut risks);
     }
+    let overridden = |tree: &Tree| {
+        let gateway = &tree.loaded.gateway;
+        (
+            gateway.enforcement.namespaces.contains_key(namespace),
+            gateway.limits.namespaces.contains_key(namespace),
+        )
+    };
+    let (mode_override, limit_override) = {
+        let (before, after) = (overridden(base), overridden(head));
+        (before.0 || after.0, before.1 || after.1)
+    };
     let (was, is) = (
         base.snapshot.policy.mode(namespace),
         head.snapshot.policy.mode(namespace),
     );
-    if was == Mode::Enforce && is == Mode::Audit {
+    if mode_override && was == Mode::Enforce && is == Mode::Audit {
         risks.push(Risk {
             kind: "audit_mode",
             entry: None,
@@ -88,7 +100,7 @@ pub fn namespace_risks(
         base.snapshot.connection_limit(namespace),
         head.snapshot.connection_limit(namespace),
     );
-    if is > was && namespace != EVERY_OTHER_NAMESPACE {
+    if limit_override && is > was {
         risks.push(Risk {
             kind: "limit_raised",
             entry: None,
@@ -100,11 +112,17 @@ pub fn namespace_risks(
     risks
 }
 
-/// Risks of `gateway.yaml` that hold for every namespace: global limits and `allow_cidrs`.
+/// Risks of `gateway.yaml` that hold for every namespace: global limits, the default mode and
+/// `allow_cidrs`.
 pub fn gateway_risks(base: &Tree, head: &Tree) -> Vec<Risk> {
     let mut risks = Vec::new();
     let (old, new) = (&base.loaded.gateway.limits, &head.loaded.gateway.limits);
     let limits = [
+        (
+            "limits.max_connections_per_namespace",
+            old.max_connections_per_namespace,
+            new.max_connections_per_namespace,
+        ),
         (
             "limits.max_streams_per_connection",
             old.max_streams_per_connection as usize,
@@ -129,6 +147,19 @@ pub fn gateway_risks(base: &Tree, head: &Tree) -> Vec<Risk> {
                 detail: format!("{key} raised from {was} to {is}"),
             });
         }
+    }
+    let (was, is) = (
+        base.loaded.gateway.enforcement.default,
+        head.loaded.gateway.enforcement.default,
+    );
+    if was == Mode::Enforce && is == Mode::Audit {
+        risks.push(Risk {
+            kind: "audit_mode",
+            entry: None,
+            detail: "enforcement.default moved from enforce to audit: every namespace without \
+                     an override lets every deny through"
+                .to_owned(),
+        });
     }
     let punched: BTreeSet<&IpNet> = base.loaded.gateway.upstream.allow_cidrs.iter().collect();
     for net in &head.loaded.gateway.upstream.allow_cidrs {
