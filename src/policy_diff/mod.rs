@@ -8,6 +8,7 @@ pub mod render;
 pub mod risk;
 pub mod visibility;
 
+use std::io::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
@@ -91,9 +92,15 @@ pub fn run(base: &Path, head: &Path, format: Format, fail_on: Option<FailOn>) ->
         return EXIT_INVALID;
     };
     let report = plan(&base, &head);
-    match format {
-        Format::Markdown => print!("{}", render::markdown(&report)),
-        Format::Json => println!("{}", render::json(&report)),
+    let text = match format {
+        Format::Markdown => render::markdown(&report),
+        Format::Json => render::json(&report) + "\n",
+    };
+    let written = std::io::stdout().lock().write_all(text.as_bytes());
+    if let Err(err) = written.and_then(|()| std::io::stdout().flush()) {
+        if err.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("cannot write the plan: {err}");
+        }
     }
     if fail_on.is_some_and(|condition| holds(condition, &report.summary)) {
         EXIT_FAILED_CONDITION

@@ -77,7 +77,9 @@ fn full_markdown(report: &Report) -> String {
             let _ = writeln!(out, "|---|---|---|---|---|");
             exposure_rows(&mut out, "opened", &plan.opened);
             exposure_rows(&mut out, "closed", &plan.closed);
-            out.push('\n');
+            if !plan.risks.is_empty() || !plan.redundant.is_empty() {
+                out.push('\n');
+            }
         }
         risk_list(&mut out, &plan.risks);
         for redundant in &plan.redundant {
