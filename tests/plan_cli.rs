@@ -166,6 +166,30 @@ fn an_added_host_opens_and_a_removed_port_closes() {
     assert_eq!(app1["opened"][0]["via"], "app1/github");
     assert_eq!(report["summary"]["opened"], 1);
     assert_eq!(report["summary"]["closed"], 1);
+    let keys = |value: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = value.as_object().expect("object").keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&report), ["gateway_risks", "namespaces", "summary"]);
+    assert_eq!(
+        keys(&report["summary"]),
+        [
+            "closed",
+            "namespaces_changed",
+            "opened",
+            "redundant",
+            "risks"
+        ]
+    );
+    assert_eq!(
+        keys(app1),
+        ["closed", "namespace", "opened", "redundant", "risks"]
+    );
+    assert_eq!(
+        keys(&app1["opened"][0]),
+        ["destination", "port", "protocol", "via"]
+    );
 
     let markdown = text(&plan(&base, &head, &[]).stdout);
     assert!(markdown.contains("1 opened, 1 closed"), "{markdown}");

@@ -61,7 +61,7 @@ pub fn namespace_risks(
                 kind: "wildcard",
                 entry: Some(opened.via.clone()),
                 detail: format!(
-                    "new or wider wildcard {} opens port {}/{}",
+                    "new or wider wildcard `{}` opens port {}/{}",
                     opened.destination, opened.port, opened.protocol
                 ),
             });
@@ -168,7 +168,7 @@ pub fn gateway_risks(base: &Tree, head: &Tree) -> Vec<Risk> {
                 kind: "allow_cidrs",
                 entry: None,
                 detail: format!(
-                    "upstream.allow_cidrs {net} lets DNS answers in it be dialled despite the address deny list"
+                    "upstream.allow_cidrs `{net}` lets DNS answers in it be dialled despite the address deny list"
                 ),
             });
         }
@@ -234,7 +234,7 @@ fn entry_risks(
                     kind: "trusted_private_address",
                     entry: name.clone(),
                     detail: format!(
-                        "{written} is dialled without the address deny list and reaches {} {}",
+                        "`{written}` is dialled without the address deny list and reaches {} {}",
                         range.name, range.prefix
                     ),
                 });
