@@ -255,3 +255,46 @@ fn reach(
 pub fn label(sourced: &SourcedEntry) -> String {
     format!("{}/{}", sourced.namespace, sourced.name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(raw: &str) -> IpNet {
+        raw.parse().expect("prefix")
+    }
+
+    fn probed(destination: &Destination, prefixes: &[&str]) -> Vec<String> {
+        let prefixes = prefixes.iter().map(|p| net(p)).collect();
+        destination
+            .probes(443, &prefixes)
+            .iter()
+            .map(|t| t.host.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_prefix_is_probed_at_every_boundary_inside_it() {
+        let wide = Destination::Prefix(net("198.51.100.0/24"));
+        let probes = probed(
+            &wide,
+            &["198.51.100.0/24", "198.51.100.64/26", "203.0.113.0/24"],
+        );
+        assert_eq!(probes, ["198.51.100.0", "198.51.100.64", "198.51.100.128"]);
+    }
+
+    #[test]
+    fn a_wildcard_is_probed_with_a_name_under_it_and_the_last_prefix_has_no_successor() {
+        let wildcard = Destination::Host("*.example.com".to_owned());
+        assert_eq!(
+            probed(&wildcard, &[]),
+            [format!("{PROBE_LABEL}.example.com")]
+        );
+        assert_eq!(after(&net("255.255.255.0/24")), None);
+        assert_eq!(after(&net("ffff::/16")), None);
+        assert_eq!(
+            after(&net("2001:db8::/32")),
+            Some("2001:db9::".parse().expect("ip"))
+        );
+    }
+}
