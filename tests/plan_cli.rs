@@ -138,6 +138,28 @@ fn a_renamed_file_and_reordered_entries_are_no_change() {
 }
 
 #[test]
+fn renaming_an_entry_widens_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = |name: &str| {
+        entry(
+            name,
+            &["cache.example.net"],
+            &[(6379, "TCP")],
+            "  exportTo: [\"*\"]\n",
+        )
+    };
+    let base = Tree::new(dir.path(), "base", "");
+    base.write("app1/cache.yaml", &shared("cache"));
+    let head = Tree::new(dir.path(), "head", "");
+    head.write("app1/redis.yaml", &shared("redis"));
+
+    let output = plan(&base, &head, &["--fail-on", "any"]);
+    let out = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("No change"), "{out}");
+}
+
+#[test]
 fn an_added_host_opens_and_a_removed_port_closes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let [github, pypi] = github_and_pypi();

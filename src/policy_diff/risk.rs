@@ -30,18 +30,38 @@ pub struct Risk {
 }
 
 /// The base tree's entries by `namespace/name`, to find what a head entry was before.
-pub struct BaseEntries<'a>(HashMap<String, &'a SourcedEntry>);
+pub struct BaseEntries<'a> {
+    by_label: HashMap<String, &'a SourcedEntry>,
+    tree: &'a Tree,
+}
 
 impl<'a> BaseEntries<'a> {
     /// Indexes `base`'s entries.
     pub fn new(base: &'a Tree) -> Self {
-        Self(
-            base.loaded
-                .entries
-                .iter()
-                .map(|e| (label(e), &**e))
-                .collect(),
-        )
+        let by_label = base
+            .loaded
+            .entries
+            .iter()
+            .map(|e| (label(e), &**e))
+            .collect();
+        Self {
+            by_label,
+            tree: base,
+        }
+    }
+
+    /// The base entry `entry` was: the one of the same `namespace/name`, else one of its
+    /// namespace with the very same spec (a renamed or copied entry widens nothing).
+    fn before(&self, entry: &SourcedEntry) -> Option<&'a SourcedEntry> {
+        if let Some(same_name) = self.by_label.get(&label(entry)) {
+            return Some(same_name);
+        }
+        let spec = entry.entry.spec.as_ref()?;
+        let owned = self.tree.snapshot.namespaces.get(&entry.namespace)?;
+        owned
+            .iter()
+            .find(|old| old.entry.spec.as_ref() == Some(spec))
+            .map(|old| &**old)
     }
 }
 
@@ -71,7 +91,7 @@ pub fn namespace_risks(
         .ok()
         .and_then(|ns| head.snapshot.namespaces.get(&ns));
     for entry in owned.into_iter().flatten() {
-        let was = before.0.get(&label(entry)).copied();
+        let was = before.before(entry);
         entry_risks(base, head, was, entry, &mut risks);
     }
     let overridden = |tree: &Tree| {
