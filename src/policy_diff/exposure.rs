@@ -164,23 +164,28 @@ pub fn namespaces(trees: [&Tree; 2]) -> BTreeSet<String> {
 
 /// Every (destination, port) written in either tree: the questions put to both policies.
 fn candidates(trees: [&Tree; 2]) -> BTreeSet<(Destination, u16)> {
+    let specs = trees
+        .into_iter()
+        .flat_map(|tree| &tree.loaded.entries)
+        .filter_map(|sourced| sourced.entry.spec.as_ref());
+    written(specs)
+}
+
+/// Every (destination, port) the entries with these specs write.
+fn written<'a>(specs: impl Iterator<Item = &'a ServiceEntrySpec>) -> BTreeSet<(Destination, u16)> {
     let mut all = BTreeSet::new();
-    for sourced in trees.iter().flat_map(|tree| &tree.loaded.entries) {
-        let Some(spec) = &sourced.entry.spec else {
-            continue;
-        };
+    for spec in specs {
+        let ports = ports(spec);
         for destination in destinations(spec) {
-            all.extend(
-                ports(spec)
-                    .into_iter()
-                    .map(|port| (destination.clone(), port)),
-            );
+            all.extend(ports.iter().map(|port| (destination.clone(), *port)));
         }
     }
     all
 }
 
-/// The opened and closed exposure of every namespace that changed.
+/// The opened and closed exposure of every namespace that changed. A namespace is asked only
+/// about what the entries it sees (in either tree) write: a wildcard it gains is one opened row,
+/// not one per name other namespaces happen to write under it.
 pub fn diff(base: &Tree, head: &Tree) -> BTreeMap<String, ExposureChange> {
     let questions = candidates([base, head]);
     let prefixes: BTreeSet<IpNet> = questions
@@ -190,19 +195,25 @@ pub fn diff(base: &Tree, head: &Tree) -> BTreeMap<String, ExposureChange> {
             Destination::Host(_) => None,
         })
         .collect();
-    let probes: Vec<(&Destination, u16, Vec<Target>)> = questions
+    let probes: BTreeMap<&(Destination, u16), Vec<Target>> = questions
         .iter()
-        .map(|(destination, port)| (destination, *port, destination.probes(*port, &prefixes)))
-        .filter(|(_, _, targets)| !targets.is_empty())
+        .map(|question| (question, question.0.probes(question.1, &prefixes)))
         .collect();
-    let (before, after) = (Views::new(base), Views::new(head));
+    let (base_views, head_views) = (Views::new(base), Views::new(head));
     let mut changes = BTreeMap::new();
     for namespace in namespaces([base, head]) {
-        if before.same_for(&after, &namespace) {
+        if base_views.same_for(&head_views, &namespace) {
             continue;
         }
         let mut change = ExposureChange::default();
-        for (destination, port, targets) in &probes {
+        let seen = base_views
+            .visible(&namespace)
+            .chain(head_views.visible(&namespace));
+        for question in written(seen) {
+            let (destination, port) = &question;
+            let Some(targets) = probes.get(&question).filter(|t| !t.is_empty()) else {
+                continue;
+            };
             let before = reach(&base.snapshot, &namespace, targets);
             let after = reach(&head.snapshot, &namespace, targets);
             let exposure = |(protocol, via): (&'static str, String)| Exposure {

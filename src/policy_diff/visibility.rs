@@ -104,6 +104,12 @@ impl<'a> Views<'a> {
         Self { everyone, named }
     }
 
+    /// The specs of the entries `namespace` sees.
+    pub fn visible(&self, namespace: &str) -> impl Iterator<Item = &'a ServiceEntrySpec> + '_ {
+        let named = self.named.get(namespace).into_iter().flatten();
+        self.everyone.iter().chain(named).map(|(_, spec)| *spec)
+    }
+
     /// Whether `namespace` sees the same entries in both views.
     pub fn same_for(&self, other: &Self, namespace: &str) -> bool {
         self.everyone == other.everyone
