@@ -10,6 +10,7 @@
 //! depth; a path below that depth is reported at its deepest indexed ancestor.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::Marker;
@@ -35,8 +36,45 @@ impl Position {
 }
 
 /// Positions of every node of every document in one file, keyed by document index and path.
+///
+/// Keys are 64-bit hashes of (document, path), not the paths themselves: a file of 200 000
+/// entries has millions of nodes, and keeping each path as a string cost several times the file's
+/// size. A collision could only misplace a reported position, never change a decision.
 pub struct Locator {
-    documents: Vec<HashMap<String, Position>>,
+    nodes: HashMap<u64, Spot>,
+    documents: usize,
+}
+
+/// A position, stored compactly.
+#[derive(Debug, Clone, Copy)]
+struct Spot {
+    line: u32,
+    col: u32,
+}
+
+impl Spot {
+    fn of(position: Position) -> Self {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Self {
+            line: clamp(position.line),
+            col: clamp(position.col),
+        }
+    }
+
+    fn position(self) -> Position {
+        Position {
+            line: self.line as usize,
+            col: self.col as usize,
+        }
+    }
+}
+
+/// The index key of `path` in document `doc`.
+fn node_key(doc: usize, path: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    doc.hash(&mut hasher);
+    path.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Locator {
@@ -52,6 +90,7 @@ impl Locator {
             builder.on_event(event, mark);
         }
         Self {
+            nodes: builder.nodes,
             documents: builder.documents,
         }
     }
@@ -59,15 +98,22 @@ impl Locator {
     /// Where `path` starts in document `doc`; falls back to the nearest enclosing node that
     /// exists (a missing field is reported at its parent), then to the document start.
     pub fn find(&self, doc: usize, path: &str) -> Option<Position> {
-        let nodes = self.documents.get(doc)?;
+        if doc >= self.documents {
+            return None;
+        }
         let mut candidate = path;
         loop {
-            if let Some(pos) = nodes.get(candidate) {
-                return Some(*pos);
+            if let Some(spot) = self.nodes.get(&node_key(doc, candidate)) {
+                return Some(spot.position());
             }
             match candidate.rfind(['.', '[']) {
                 Some(cut) => candidate = &candidate[..cut],
-                None => return nodes.get("").copied(),
+                None => {
+                    return self
+                        .nodes
+                        .get(&node_key(doc, ""))
+                        .map(|spot| spot.position())
+                }
             }
         }
     }
@@ -87,7 +133,9 @@ enum Frame {
 
 #[derive(Default)]
 struct Builder {
-    documents: Vec<HashMap<String, Position>>,
+    nodes: HashMap<u64, Spot>,
+    /// Documents seen so far; the current one is `documents - 1`.
+    documents: usize,
     stack: Vec<Frame>,
     /// Containers open below [`MAX_NESTING`], counted but not indexed.
     unindexed: usize,
@@ -115,9 +163,10 @@ impl Builder {
                 join(path, key)
             }
         };
-        if let Some(doc) = self.documents.last_mut() {
-            doc.entry(path.clone())
-                .or_insert(Position::from_marker(mark));
+        if let Some(doc) = self.documents.checked_sub(1) {
+            self.nodes
+                .entry(node_key(doc, &path))
+                .or_insert(Spot::of(Position::from_marker(mark)));
         }
         Some(path)
     }
@@ -132,15 +181,15 @@ impl Builder {
             *awaiting_key = false;
             let child = join(path, &key);
             let at = Position::from_marker(mark);
-            if let Some(doc) = self.documents.last_mut() {
+            if let Some(doc) = self.documents.checked_sub(1) {
                 // yaml-rust2 marks a block mapping's start at the `:` of its first key; a mapping
                 // starts where that key does (a missing field falls back to this position).
-                if let Some(start) = doc.get_mut(path.as_str()) {
-                    if start.line == at.line && start.col > at.col {
-                        *start = at;
+                if let Some(start) = self.nodes.get_mut(&node_key(doc, path)) {
+                    if start.line as usize == at.line && start.col as usize > at.col {
+                        *start = Spot::of(at);
                     }
                 }
-                doc.insert(child, at);
+                self.nodes.insert(node_key(doc, &child), Spot::of(at));
             }
             *slot = key;
         }
@@ -167,7 +216,7 @@ impl Builder {
         }
         match ev {
             Event::DocumentStart => {
-                self.documents.push(HashMap::new());
+                self.documents += 1;
                 self.stack.clear();
             }
             Event::Scalar(value, ..) if self.enter_node(mark).is_none() => self.on_key(value, mark),

@@ -22,6 +22,15 @@ pub const MAX_NESTING: usize = 64;
 /// the document writes out itself, so expanding aliases can at most double a document.
 pub const ALIAS_NODES_FLOOR: u64 = 10_000;
 
+/// What the check saw of a text that passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Shape {
+    /// How many YAML documents the text holds.
+    pub documents: usize,
+    /// Whether any alias (`*name`) appears: then parts of the text cannot be read on their own.
+    pub aliases: bool,
+}
+
 /// Why a text was refused, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShapeProblem {
@@ -32,7 +41,7 @@ pub struct ShapeProblem {
 }
 
 /// Checks every document of `text`; the first problem found stops the check.
-pub fn check(text: &str) -> Result<(), ShapeProblem> {
+pub fn check(text: &str) -> Result<Shape, ShapeProblem> {
     let mut parser = Parser::new_from_str(text);
     let mut walk = Walk::default();
     loop {
@@ -40,8 +49,11 @@ pub fn check(text: &str) -> Result<(), ShapeProblem> {
             position: at(*err.marker()),
             message: format!("invalid YAML: {}", err.info()),
         })?;
-        if matches!(event, Event::StreamEnd) {
-            return Ok(());
+        match event {
+            Event::StreamEnd => return Ok(walk.shape),
+            Event::DocumentStart => walk.shape.documents += 1,
+            Event::Alias(_) => walk.shape.aliases = true,
+            _ => {}
         }
         walk.on_event(event, mark)?;
     }
@@ -61,9 +73,10 @@ struct Open {
     nodes: u64,
 }
 
-/// State of the walk through one document.
+/// State of the walk through one document, and what it saw of the whole text.
 #[derive(Default)]
 struct Walk {
+    shape: Shape,
     open: Vec<Open>,
     /// Expanded size of each completed anchored node, by the parser's anchor id.
     anchored: HashMap<usize, u64>,
@@ -76,7 +89,12 @@ struct Walk {
 impl Walk {
     fn on_event(&mut self, event: Event, mark: Marker) -> Result<(), ShapeProblem> {
         match event {
-            Event::DocumentStart => *self = Self::default(),
+            Event::DocumentStart => {
+                *self = Self {
+                    shape: self.shape,
+                    ..Self::default()
+                }
+            }
             Event::Scalar(_, _, anchor, _) => {
                 self.literal += 1;
                 self.completed(anchor, 1);
@@ -147,13 +165,19 @@ mod tests {
     #[test]
     fn ordinary_documents_pass() {
         let text = "kind: ServiceEntry\nspec:\n  hosts: [a.example]\n  ports:\n  - &p {number: 443, name: https}\n---\nkind: List\nitems:\n- spec: {ports: [&q {number: 1}]}\n- spec: {ports: [*q]}\n";
-        assert_eq!(check(text), Ok(()));
+        assert_eq!(
+            check(text),
+            Ok(Shape {
+                documents: 2,
+                aliases: true
+            })
+        );
     }
 
     #[test]
     fn nesting_one_level_too_deep_is_refused_where_it_starts() {
         let ok = format!("{}x\n", "- ".repeat(MAX_NESTING));
-        assert_eq!(check(&ok), Ok(()));
+        assert!(check(&ok).is_ok());
         let deep = format!("kind: a\n---\n{}x\n", "- ".repeat(MAX_NESTING + 1));
         let problem = check(&deep).expect_err("too deep");
         assert_eq!(

@@ -103,6 +103,7 @@ async fn defect_10_ech_is_refused_audited_or_allowed_as_configured() {
 async fn defect_12_bare_lf_then_cl_te_smuggles_nothing() {
     let origin = Origin::start().await;
     let (gw, _config) = web_gateway(&origin).await;
+    let baseline = crate::baseline::Baseline::take(&gw);
     for (listener, target) in [("http", "/"), ("connect", "http://web.test/")] {
         let mut stream = connect_from(APP1, gw.addr(listener)).await;
         let request = format!(
@@ -129,4 +130,5 @@ async fn defect_12_bare_lf_then_cl_te_smuggles_nothing() {
         assert!(!post.contains("content-length"), "{post}");
         assert!(post.contains("transfer-encoding: chunked"), "{post}");
     }
+    baseline.settle(&gw, "bare LF then CL+TE");
 }

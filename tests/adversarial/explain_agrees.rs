@@ -183,6 +183,7 @@ async fn explain_and_run_agree_on_every_expressible_attack() {
         );
     }
     let gw = Gateway::start(&world.config);
+    let baseline = crate::baseline::Baseline::take(&gw);
     let cases = [
         ask("connect", APP1, "allowed.test", 443),
         ask("connect", APP1, "ALLOWED.TEST.", 443),
@@ -269,6 +270,7 @@ async fn explain_and_run_agree_on_every_expressible_attack() {
         }
     }
     assert!(disagreements.is_empty(), "{disagreements:#?}");
+    baseline.settle(&gw, "the explained attacks");
     assert!(
         reasons.len() >= 7,
         "the cases cover allow and most deny reasons: {reasons:?}"

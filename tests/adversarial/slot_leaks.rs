@@ -8,8 +8,8 @@ use tokio::io::AsyncWriteExt;
 use crate::attack::read_to_close;
 use crate::baseline::Baseline;
 use crate::common::{
-    closed_port, connect_from, echo_server, gateway_yaml, http_origin, read_head, static_entry,
-    ConfigDir, Gateway, APP1,
+    connect_from, echo_server, gateway_yaml, http_origin, read_head, static_entry, ConfigDir,
+    Gateway, APP1,
 };
 use crate::hello::Hello;
 
@@ -53,6 +53,13 @@ async fn tunnel_then(gw: &Gateway, authority: &str, then: &[u8], end: End) -> St
 async fn every_refusal_gives_the_tenant_slot_back() {
     let echo = echo_server().await;
     let web = http_origin("ok").await;
+    // Bound but never listening: connects are refused, and no other test can take the port
+    // while this socket holds it.
+    let refusing = tokio::net::TcpSocket::new_v4().expect("socket");
+    refusing
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let refusing_addr = refusing.local_addr().expect("addr");
     let config = ConfigDir::new(&gateway_yaml(
         "limits: {namespaces: {app1: 1}}\ntimeouts: {sniff: 1s}\n",
     ));
@@ -60,7 +67,7 @@ async fn every_refusal_gives_the_tenant_slot_back() {
         ("echo", "echo.test", 7000, "TCP", echo),
         ("tls", "tls.test", 443, "TLS", echo),
         ("web", "web.test", 80, "HTTP", web),
-        ("gone", "gone.test", 7001, "TCP", closed_port()),
+        ("gone", "gone.test", 7001, "TCP", refusing_addr),
     ] {
         config.entry(
             &format!("app1/{name}.yaml"),

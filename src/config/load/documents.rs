@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_yaml::Value;
 
 use super::{deserialize_at, join_path, shape_ok, syntax_error, DocumentOrigin, EntryPositions};
-use super::{Sink, SourcedEntry};
+use super::{list_split, Sink, SourcedEntry};
 use crate::config::diagnostic::Diagnostic;
 use crate::config::locate::{Locator, Position};
 use crate::config::serviceentry::{self, ServiceEntry};
@@ -35,13 +35,27 @@ pub(super) fn read_entries(
     path: &Path,
     text: &str,
     top_folder: Option<&str>,
-    out: &mut Vec<SourcedEntry>,
+    out: &mut Vec<Arc<SourcedEntry>>,
     sink: &mut Sink,
 ) {
-    if !shape_ok(path, text, sink) {
+    let Some(shape) = shape_ok(path, text, sink) else {
         return;
-    }
+    };
     let locator = OnceCell::new();
+    if shape.documents == 1 && !shape.aliases {
+        if let Some(list) = list_split::split(text) {
+            let source = Source {
+                path,
+                text,
+                doc: 0,
+                top_folder,
+                locator: &locator,
+            };
+            if read_split_list(&source, list, out, sink) {
+                return;
+            }
+        }
+    }
     for (doc, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let value = match serde::Deserialize::deserialize(document) {
             Ok(value) => value,
@@ -59,6 +73,39 @@ pub(super) fn read_entries(
         };
         read_object(&source, value, "", out, sink);
     }
+}
+
+/// Reads a List cut into its items' texts, one item at a time; `false` (having read nothing) when
+/// the rest of the document is not a List after all, so the caller parses it whole.
+fn read_split_list(
+    source: &Source<'_>,
+    list: list_split::SplitList,
+    out: &mut Vec<Arc<SourcedEntry>>,
+    sink: &mut Sink,
+) -> bool {
+    let is_list = serde_yaml::from_str::<Value>(&list.rest).is_ok_and(|rest| {
+        matches!(
+            rest.get("kind").and_then(Value::as_str),
+            Some("List" | "ServiceEntryList")
+        )
+    });
+    if !is_list {
+        return false;
+    }
+    for (i, (first_line, text)) in list.items.into_iter().enumerate() {
+        match serde_yaml::from_str::<Value>(&text) {
+            Ok(item) => read_object(source, item, &format!("items[{i}]."), out, sink),
+            Err(err) => {
+                let mut diagnostic = syntax_error(source.path, &err);
+                if let Some(position) = diagnostic.position.as_mut() {
+                    position.line += first_line - 1;
+                }
+                sink.push(diagnostic);
+                break;
+            }
+        }
+    }
+    true
 }
 
 /// Where a document came from, for positions and namespace defaults.
@@ -83,7 +130,7 @@ fn read_object(
     source: &Source<'_>,
     value: Value,
     prefix: &str,
-    out: &mut Vec<SourcedEntry>,
+    out: &mut Vec<Arc<SourcedEntry>>,
     sink: &mut Sink,
 ) {
     if value.is_null() {
@@ -148,7 +195,7 @@ fn read_service_entry(
     source: &Source<'_>,
     value: Value,
     prefix: &str,
-    out: &mut Vec<SourcedEntry>,
+    out: &mut Vec<Arc<SourcedEntry>>,
     sink: &mut Sink,
 ) {
     let Some(entry) =
@@ -179,7 +226,8 @@ fn read_service_entry(
     if failed {
         return;
     }
-    out.push(SourcedEntry {
+    // Boxed at once: a Vec of entries inline would hold each twice while it grows.
+    out.push(Arc::new(SourcedEntry {
         namespace,
         name,
         file: source.path.to_path_buf(),
@@ -188,7 +236,7 @@ fn read_service_entry(
             path: prefix.trim_end_matches('.').to_owned(),
         },
         entry,
-    });
+    }));
 }
 
 fn entry_label(entry: &ServiceEntry) -> String {

@@ -12,6 +12,7 @@
 //! must not look inside a ServiceEntry document itself.
 
 mod documents;
+mod list_split;
 mod walk;
 
 use std::collections::HashMap;
@@ -167,9 +168,7 @@ pub fn load_from(
     let dir = sources.dir.as_path();
     let gateway_path = sources.gateway_file.clone();
     let gateway = sink.read(&gateway_path).and_then(|text| {
-        if !shape_ok(&gateway_path, &text, &mut sink) {
-            return None;
-        }
+        shape_ok(&gateway_path, &text, &mut sink)?;
         let value = parse_single(&gateway_path, &text, &mut sink)?;
         deserialize_at::<GatewayFile>(value, &gateway_path, &text, 0, "", &mut sink)
     });
@@ -233,7 +232,7 @@ pub fn load_from(
                 ParsedFile {
                     sha256,
                     top_folder,
-                    entries: file_entries.into_iter().map(Arc::new).collect(),
+                    entries: file_entries,
                     diagnostics: file_sink.diagnostics,
                 }
             }
@@ -264,7 +263,7 @@ pub fn read_entries_text(
     path: &Path,
     text: &str,
     top_folder: Option<&str>,
-) -> (Vec<SourcedEntry>, Vec<Diagnostic>) {
+) -> (Vec<Arc<SourcedEntry>>, Vec<Diagnostic>) {
     let mut sink = Sink::default();
     let mut entries = Vec::new();
     read_entries(path, text, top_folder, &mut entries, &mut sink);
@@ -344,16 +343,16 @@ fn top_folder(root: &Path, file: &Path) -> Option<String> {
 }
 
 /// Refuses text whose shape would exhaust the loader (see [`shape`]) before anything parses it.
-fn shape_ok(path: &Path, text: &str, sink: &mut Sink) -> bool {
+fn shape_ok(path: &Path, text: &str, sink: &mut Sink) -> Option<shape::Shape> {
     match shape::check(text) {
-        Ok(()) => true,
+        Ok(shape) => Some(shape),
         Err(problem) => {
             sink.push(Diagnostic::error(
                 path,
                 Some(problem.position),
                 problem.message,
             ));
-            false
+            None
         }
     }
 }
