@@ -16,26 +16,35 @@
 # loudly instead of installing that.
 #
 # Checks, in order:
-#   1. kubectl kustomize: base, overlays/dev, overlays/prod, monitoring,
-#      examples/tenant (with the tenant-lockdown component), examples/cert-manager.
-#   2. Every rendered object: built-in kinds against the Kubernetes OpenAPI schema
+#   1. kubectl kustomize: base, overlays/dev, overlays/prod, monitoring, guardrails,
+#      identity, the examples, and each DNS component (components/dns-*) on top of
+#      overlays/prod, guardrails and examples/tenant (throw-away kustomizations).
+#   2. Onboarding: a copy of deploy/ gets a new tenant the documented way; rendered
+#      before and after, only ConfigMap egress-allowlist may change, the Deployment not.
+#   3. The guardrails' CEL (deploy/guardrails, deploy/identity) against sample objects:
+#      `cargo test --test guardrails` (the cel-interpreter crate); skipped without cargo.
+#   4. The PrometheusRule is exactly the generated form of the plain rules file;
+#      promtool check rules + promtool test rules (every alert, every burn-rate window).
+#   5. Every rendered object: built-in kinds against the Kubernetes OpenAPI schema
 #      (kubernetes-validate, strict: unknown fields fail); custom resources
-#      (ServiceMonitor, PrometheusRule, Certificate, Issuer, ...) have no schema there,
-#      so a structural check (apiVersion, kind, metadata.name, spec). Each line says
-#      which of the two it got.
-#   3. Cross-file consistency that kustomize cannot see: projected volume items vs the
-#      serviceentries/<ns>/ folders, ports (gateway.yaml, container, Services,
-#      NetworkPolicies), drain time vs grace period, dev gateway.yaml vs base, the
-#      ServiceEntry files, the ServiceMonitor's port name.
-#   4. The PrometheusRule is exactly the generated form of the plain rules file.
-#   5. promtool check rules + promtool test rules.
-#   6. Dashboard JSON parses; every metric name in rules and dashboard is in SPEC §6
-#      (plus _bucket/_sum/_count of its histograms, and `up`); prints the list.
-#   7. Dockerfile: stages, the exact cargo command, COPY sources in the build context.
-#   8. If a built binary exists (target/{release,debug}/egress-gateway or
-#      $EGRESS_GATEWAY_BIN): rebuild each overlay's /etc/egress-gateway from the
-#      rendered ConfigMaps exactly as the projected volume lays it out (test TLS files
-#      from openssl) and run `egress-gateway check` on it. Skipped, and said so, if not.
+#      (ServiceMonitor, PrometheusRule, Certificate, Issuer, AdminNetworkPolicy,
+#      CertificateRequestPolicy) get a structural check. Each line says which.
+#   6. Consistency kustomize cannot see: the allowlist ConfigMap vs the
+#      serviceentries/<ns>/ folders (keys, bytes, metadata.namespace) and its size
+#      ceiling, volumes and mounts, ports (gateway.yaml, container, Services,
+#      NetworkPolicies), drain time vs grace period, PriorityClass, memory request =
+#      limit, zone spread, HPA metrics, the DNS components' rules, dev vs base
+#      gateway.yaml, the ServiceMonitor's port name.
+#   7. Dashboard JSON parses; every metric name in rules and dashboard is the gateway's
+#      (src/account/metrics.rs), a recording rule, or a known kube-state-metrics /
+#      cert-manager series; every alert has a severity, a promtool test and a
+#      runbook_url naming docs/runbooks/<alert>.md, which exists.
+#   8. Dockerfile: stages, the exact cargo command, COPY sources in the build context.
+#   9. If a built binary exists (target/{release,debug}/egress-gateway or
+#      $EGRESS_GATEWAY_BIN): rebuild each overlay's /etc/egress-gateway and
+#      /etc/egress-allowlist from the rendered ConfigMaps exactly as the volumes lay
+#      them out (test TLS files from openssl) and run `egress-gateway check` on it.
+#      Skipped, and said so, if not.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -214,8 +223,11 @@ step "guardrails: CEL of the admission policies against sample objects (cargo te
 # A real CEL interpreter (the cel-interpreter crate) evaluates the expressions read from
 # deploy/guardrails and deploy/identity (approver-policy); skipped, and said so, where there is no cargo.
 if command -v cargo >/dev/null 2>&1; then
-  cargo test --locked --quiet --test guardrails 2>&1 | tail -n 25
-  [ "${PIPESTATUS[0]}" -eq 0 ] || die "the guardrails' CEL tests failed"
+  if ! cel_out=$(cargo test --locked --test guardrails 2>&1); then
+    printf '%s\n' "$cel_out" | tail -n 60
+    die "the guardrails' CEL tests failed"
+  fi
+  printf '%s\n' "$cel_out" | grep -E '^(test |test result)' 
 else
   echo "SKIPPED: cargo is not installed"
 fi
@@ -232,14 +244,6 @@ step "promtool"
 "$PROMTOOL" check rules "$RULES"
 (cd "$(dirname "$RULES_TEST")" && "$PROMTOOL" test rules "$(basename "$RULES_TEST")")
 
-# SPEC.md: next to the repository in a developer's workspace and in CI (shared/ beside
-# the clone). The metric list below is the fallback, and is compared with SPEC §6
-# whenever SPEC.md is found.
-SPEC=${EGRESS_SPEC:-}
-for cand in "$ROOT/../shared/SPEC.md" "$ROOT/shared/SPEC.md" /work/shared/SPEC.md; do
-  if [ -z "$SPEC" ] && [ -f "$cand" ]; then SPEC=$cand; fi
-done
-
 step "objects, consistency, metric names"
 BIN=${EGRESS_GATEWAY_BIN:-}
 if [ -z "$BIN" ]; then
@@ -248,13 +252,13 @@ if [ -z "$BIN" ]; then
     if [ -x "$cand" ] && { [ -z "$BIN" ] || [ "$cand" -nt "$BIN" ]; }; then BIN=$cand; fi
   done
 fi
-"$PY" - "$WORK" "$K8S_VERSION" "$SPEC" "$BIN" "${KDIRS[@]}" <<'PYEOF'
+"$PY" - "$WORK" "$K8S_VERSION" "$BIN" "${KDIRS[@]}" <<'PYEOF'
 import json, os, re, subprocess, sys, tempfile
 import yaml
 import kubernetes_validate as kv
 
-work, k8s, spec_path, binary = sys.argv[1:5]
-kdirs = sys.argv[5:]
+work, k8s, binary = sys.argv[1:4]
+kdirs = sys.argv[4:]
 errors = []
 def err(msg):
     errors.append(msg)
@@ -415,10 +419,25 @@ for d in ("base", "overlays/dev", "overlays/prod"):
         err("%s: gateway.yaml is not projected" % d)
         continue
     gw = yaml.safe_load(cms["egress-gateway-config"]["data"]["gateway.yaml"])
+    # Capacity: priority, memory request = limit (the soak arithmetic in deploy/README.md).
+    if pod.get("priorityClassName") != "egress-gateway-critical" or not find(docs, "PriorityClass", "egress-gateway-critical"):
+        err("%s: the pod must use PriorityClass egress-gateway-critical, shipped with it" % d)
+    res = ctr.get("resources", {})
+    if res.get("requests", {}).get("memory") is None or res.get("requests", {}).get("memory") != res.get("limits", {}).get("memory"):
+        err("%s: memory request must equal the memory limit (deploy/README.md, Capacity)" % d)
+    tsc = pod.get("topologySpreadConstraints", [])
+    if any(t.get("topologyKey") == "topology.kubernetes.io/zone" and t.get("whenUnsatisfiable") != "ScheduleAnyway" for t in tsc):
+        err("%s: the zone spread must be ScheduleAnyway (kubernetes#116978)" % d)
+    for h in find(docs, "HorizontalPodAutoscaler"):
+        kinds = sorted((m["type"], (m.get("resource") or m.get("pods", {}).get("metric") or {}).get("name")) for m in h["spec"]["metrics"])
+        if kinds != [("Pods", "egress_active_connections"), ("Resource", "cpu")]:
+            err("%s: the HPA must scale on cpu and the egress_active_connections Pods metric, found %s" % (d, kinds))
     if os.path.normpath(os.path.join("/etc/egress-gateway", gw.get("serviceentries", {}).get("dir", ""))) != "/etc/egress-allowlist":
         err("%s: gateway.yaml serviceentries.dir must lead to /etc/egress-allowlist" % d)
     if mounts.get("/var/lib/egress-gateway") != "state" or "emptyDir" not in vols.get("state", {}):
         err("%s: /var/lib/egress-gateway must be the emptyDir 'state' (the last good config)" % d)
+    if gw.get("state_dir") != "/var/lib/egress-gateway":
+        err("%s: gateway.yaml state_dir must be the state emptyDir, /var/lib/egress-gateway" % d)
     # TLS paths must be projected files.
     for k in ("cert", "key", "client_ca"):
         if gw.get("tls", {}).get(k) not in projected:
@@ -552,33 +571,46 @@ if pr and pr["spec"] != yaml.safe_load(open("deploy/monitoring/rules/egress-gate
     err("PrometheusRule spec differs from the rules file")
 
 # ---- 6. metric names -------------------------------------------------------------
-FALLBACK = {
-    "egress_connections_total": "counter", "egress_active_connections": "gauge",
-    "egress_bytes_total": "counter", "egress_connection_duration_seconds": "histogram",
-    "egress_upstream_connect_duration_seconds": "histogram",
-    "egress_tls_handshake_errors_total": "counter", "egress_config_reloads_total": "counter",
-    "egress_config_generation": "gauge", "egress_config_last_reload_success_timestamp_seconds": "gauge",
-    "egress_service_entries": "gauge", "egress_build_info": "gauge",
+# The gateway's metric catalog is src/account/metrics.rs, the one module that names
+# metrics (`pub const X: &str = "egress_..."`; histograms are the ones described with
+# describe_histogram!). Rules may also use kube-state-metrics and cert-manager series
+# (listed here) and their own recording rules.
+src = open("src/account/metrics.rs").read()
+consts = dict(re.findall(r'pub const (\w+): &str = "(egress_\w+)";', src))
+histograms = {consts[c] for c in re.findall(r"describe_histogram!\(\s*(\w+)", src) if c in consts}
+catalog = {name: ("histogram" if name in histograms else "other") for name in consts.values()}
+if len(catalog) < 10:
+    err("could not read the metric catalog from src/account/metrics.rs (found %d names)" % len(catalog))
+print("metric catalog: src/account/metrics.rs (%d metrics, %d histograms)" % (len(catalog), len(histograms)))
+EXTERNAL = {
+    "kube_deployment_status_replicas_available": "kube-state-metrics",
+    "kube_deployment_spec_replicas": "kube-state-metrics",
+    "certmanager_certificate_expiration_timestamp_seconds": "cert-manager",
 }
-catalog = FALLBACK
-if spec_path:
-    text = open(spec_path).read()
-    sec = re.search(r"^## 6\..*?(?=^## )", text, re.S | re.M)
-    rows = re.findall(r"^\|\s*`(\w+)`\s*\|\s*(\w+)\s*\|", sec.group(0) if sec else "", re.M)
-    if not rows:
-        err("could not read the metric table of SPEC §6 in %s" % spec_path)
-    else:
-        catalog = dict(rows)
-        if catalog != FALLBACK:
-            err("SPEC §6 (%s) and this script's fallback list differ: update FALLBACK" % spec_path)
-        print("metric catalog: SPEC §6 from %s (%d metrics)" % (spec_path, len(catalog)))
-else:
-    print("metric catalog: SPEC.md not found, using the built-in copy of SPEC §6 (%d metrics)" % len(catalog))
-allowed = {"up"}
+rules_doc = yaml.safe_load(open("deploy/monitoring/rules/egress-gateway.rules.yaml"))
+recorded = {r["record"] for g in rules_doc["groups"] for r in g["rules"] if "record" in r}
+allowed = set(EXTERNAL) | recorded
 for name, typ in catalog.items():
     allowed.add(name)
     if typ == "histogram":
         allowed |= {name + "_bucket", name + "_sum", name + "_count"}
+
+# Every alert has a severity and a runbook_url naming docs/runbooks/<alert>.md, which exists.
+for g in rules_doc["groups"]:
+    for r in g["rules"]:
+        if "alert" not in r:
+            continue
+        url = (r.get("annotations") or {}).get("runbook_url", "")
+        page = "docs/runbooks/%s.md" % r["alert"]
+        if not url.endswith("/" + page):
+            err("alert %s: runbook_url %r must end with /%s" % (r["alert"], url, page))
+        if not os.path.isfile(page):
+            err("alert %s: %s does not exist" % (r["alert"], page))
+        if (r.get("labels") or {}).get("severity") not in ("critical", "warning"):
+            err("alert %s: severity must be critical or warning" % r["alert"])
+        if g["name"] == "egress-gateway" and r["alert"] not in open(
+                "deploy/monitoring/rules/egress-gateway.rules.test.yaml").read():
+            err("alert %s has no promtool test" % r["alert"])
 
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
             "unless", "bool", "offset", "inf", "nan",
@@ -684,13 +716,14 @@ for e in walk(dash):
 print("dashboard: %s, %d panels" % (dash.get("title"), npanels))
 bad = sorted(m for m in used if m not in allowed)
 for m in bad:
-    err("metric %s (%s) is not in SPEC §6" % (m, ", ".join(sorted(used[m]))))
+    err("metric %s (%s) is neither the gateway's (src/account/metrics.rs), a recording rule, nor an "
+        "allowed external series" % (m, ", ".join(sorted(used[m]))))
 print("metric names used by rules + dashboard (%d):" % len(used))
 for m in sorted(used):
     print("  %-60s %s" % (m, "+".join(sorted(used[m]))))
 unused = sorted(set(catalog) - {re.sub(r"_(bucket|sum|count)$", "", m) for m in used})
 if unused:
-    print("SPEC §6 metrics not shown anywhere: %s" % ", ".join(unused))
+    print("gateway metrics not shown anywhere: %s" % ", ".join(unused))
 
 # ---- 7. Dockerfile -----------------------------------------------------------------
 df = open("Dockerfile").read()
@@ -778,7 +811,7 @@ if errors:
 nalerts = sum(1 for g in rules["groups"] for r in g["rules"] if "alert" in r)
 print("\nsummary: %d objects from %d kustomizations (%d schema-validated, %d custom resources "
       "structurally checked); %d alerts, promtool-tested; %d metric names in rules + dashboard, "
-      "all in SPEC §6; egress-gateway check: %s"
+      "all known; egress-gateway check: %s"
       % (counts["schema"] + counts["crd"], len(kdirs), counts["schema"], counts["crd"], nalerts,
          len(used), "ran" if binary else "skipped"))
 PYEOF

@@ -1,6 +1,7 @@
-//! `decide` cost at 10, 10 000 and 100 000 entries (exact hits, wildcard hits, misses), and the
+//! `decide` cost at 10, 10 000 and 100 000 entries (exact hits, wildcard hits, misses), the
 //! cost of loading and compiling 100 000 entries from YAML: the decision must not grow with the
-//! size of the allowlist.
+//! size of the allowlist, and the SSRF guard's cost per resolved address (plain IPv4 and IPv6,
+//! and IPv6 forms that carry IPv4 addresses).
 // criterion_group!/criterion_main! generate undocumented public functions.
 #![allow(missing_docs)]
 
@@ -8,7 +9,9 @@ use std::fmt::Write as _;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use egress_gateway::config::gateway::Mode;
-use egress_gateway::decide::{Inspection, Policy, Rule, RulePort, Upstream, Visibility};
+use egress_gateway::decide::{
+    AddressGuard, Inspection, Policy, Rule, RulePort, Upstream, Visibility,
+};
 use egress_gateway::names::{Host, HostPattern, Namespace, Target};
 
 const SIZES: [usize; 3] = [10, 10_000, 100_000];
@@ -127,5 +130,23 @@ fn bench_compile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decide, bench_compile);
+fn bench_guard(c: &mut Criterion) {
+    let mut group = c.benchmark_group("guard");
+    let guard = AddressGuard::new(&["198.51.100.0/24".parse().expect("cidr")], &[]);
+    for (name, addr) in [
+        ("public_v4", "93.184.215.14"),
+        ("loopback_v4", "127.0.0.1"),
+        ("public_v6", "2606:4700::1111"),
+        ("nat64_metadata", "64:ff9b::a9fe:a9fe"),
+        ("teredo", "2001:0:4136:e378:8000:63bf:3fff:fdd2"),
+    ] {
+        let addr: std::net::IpAddr = addr.parse().expect("address");
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(guard.is_forbidden(black_box(addr))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_decide, bench_compile, bench_guard);
 criterion_main!(benches);

@@ -124,7 +124,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
         draining: draining.clone(),
         hard_stop: hard_stop.clone(),
         tasks: tracker.clone(),
-        accounting: Arc::new(Accounting::stdout()),
+        accounting: Arc::new(Accounting::stdout(gateway.access_log.buffer_lines)),
         pool: IdlePool::default(),
     });
     tokio::spawn(pipeline::pooled::upkeep(ctx.clone()));

@@ -1,8 +1,10 @@
 //! Longest-prefix lookup over IP prefixes, used for source-address tenants, `addresses` entries
 //! and the upstream deny list.
 //!
-//! One hash map per prefix length, probed from longest to shortest: a lookup costs at most one
-//! probe per distinct prefix length in use, whatever the number of prefixes.
+//! [`PrefixMap`] keeps one hash map per prefix length, probed from longest to shortest: a lookup
+//! costs at most one probe per distinct prefix length in use, whatever the number of prefixes.
+//! [`FlatPrefixMap`] is built once from a fixed set of prefixes of many lengths (the special-
+//! purpose registries) and flattens them into disjoint ranges: one binary search per lookup.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -80,6 +82,76 @@ impl<T> PrefixMap<T> {
     }
 }
 
+/// A fixed set of prefixes flattened into disjoint address ranges, each carrying the value of the
+/// longest prefix that covers it; `get` answers as [`PrefixMap::get`] would, by binary search.
+#[derive(Debug, Clone)]
+pub struct FlatPrefixMap<T> {
+    v4: Vec<(u128, Option<T>)>,
+    v6: Vec<(u128, Option<T>)>,
+}
+
+impl<T: Clone + PartialEq> FlatPrefixMap<T> {
+    /// Flattens `prefixes`; a prefix given twice keeps its last value.
+    pub fn new(prefixes: impl IntoIterator<Item = (IpNet, T)>) -> Self {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for (net, value) in prefixes {
+            let net = net.trunc();
+            let span = match net {
+                IpNet::V4(n) => (
+                    u128::from(u32::from(n.network())),
+                    u128::from(u32::from(n.broadcast())),
+                ),
+                IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast())),
+            };
+            let family = if net.addr().is_ipv4() {
+                &mut v4
+            } else {
+                &mut v6
+            };
+            family.push((span, net.prefix_len(), value));
+        }
+        Self {
+            v4: flatten(&v4),
+            v6: flatten(&v6),
+        }
+    }
+
+    /// The value of the longest prefix that contains `addr`.
+    pub fn get(&self, addr: IpAddr) -> Option<&T> {
+        let (ranges, key) = match addr {
+            IpAddr::V4(v4) => (&self.v4, u128::from(u32::from(v4))),
+            IpAddr::V6(v6) => (&self.v6, u128::from(v6)),
+        };
+        let at = ranges.partition_point(|(start, _)| *start <= key);
+        ranges.get(at.checked_sub(1)?)?.1.as_ref()
+    }
+}
+
+/// Disjoint ranges (by start) from possibly nested `((first, last), prefix length, value)` spans.
+fn flatten<T: Clone + PartialEq>(spans: &[((u128, u128), u8, T)]) -> Vec<(u128, Option<T>)> {
+    let mut starts: Vec<u128> = spans
+        .iter()
+        .flat_map(|((first, last), _, _)| [Some(*first), last.checked_add(1)])
+        .flatten()
+        .chain([0])
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    let mut ranges: Vec<(u128, Option<T>)> = Vec::with_capacity(starts.len());
+    for start in starts {
+        let value = spans
+            .iter()
+            .enumerate()
+            .filter(|(_, ((first, last), _, _))| (*first..=*last).contains(&start))
+            .max_by_key(|(order, (_, len, _))| (*len, *order))
+            .map(|(_, (_, _, value))| value.clone());
+        if ranges.last().is_none_or(|(_, last)| *last != value) {
+            ranges.push((start, value));
+        }
+    }
+    ranges
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +185,61 @@ mod tests {
         let found: Vec<_> = map.matches("8.8.9.9".parse().unwrap()).collect();
         assert_eq!(found, [(16, &"a"), (8, &"c")]);
         assert_eq!(map.matches("7.0.0.1".parse().unwrap()).count(), 0);
+    }
+
+    #[test]
+    fn flat_map_answers_like_the_hash_map() {
+        let prefixes = [
+            ("0.0.0.0/0", 0),
+            ("10.0.0.0/8", 1),
+            ("10.1.0.0/16", 2),
+            ("10.1.2.0/24", 3),
+            ("10.1.2.3/32", 4),
+            ("255.255.255.255/32", 5),
+            ("::/3", 6),
+            ("2001::/23", 7),
+            ("2001::/32", 8),
+            ("2001:3::/32", 9),
+            ("ff00::/8", 10),
+            ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128", 11),
+        ];
+        let mut hashed = PrefixMap::default();
+        for (prefix, value) in prefixes {
+            hashed.insert(net(prefix), value);
+        }
+        let flat = FlatPrefixMap::new(prefixes.map(|(prefix, value)| (net(prefix), value)));
+        // Every boundary and its neighbours, plus a deterministic spread of addresses.
+        let mut probes: Vec<IpAddr> = Vec::new();
+        for (prefix, _) in prefixes {
+            let n = net(prefix);
+            probes.extend([n.network(), n.broadcast()]);
+        }
+        let mut x: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
+        for _ in 0..2000 {
+            x = x
+                .wrapping_mul(0x2545_f491_4f6c_dd1d)
+                .wrapping_add(0x1405_7b7e_f767_814f);
+            probes.push(IpAddr::V6((x ^ (x >> 7)).into()));
+            probes.push(IpAddr::V4(((x >> 64) as u32).into()));
+        }
+        for probe in probes {
+            let around = |addr: IpAddr, delta: i8| match addr {
+                IpAddr::V4(v4) => u32::from(v4)
+                    .checked_add_signed(delta.into())
+                    .map(|v| IpAddr::V4(v.into())),
+                IpAddr::V6(v6) => u128::from(v6)
+                    .checked_add_signed(delta.into())
+                    .map(|v| IpAddr::V6(v.into())),
+            };
+            for addr in [around(probe, -1), Some(probe), around(probe, 1)]
+                .into_iter()
+                .flatten()
+            {
+                assert_eq!(flat.get(addr), hashed.get(addr), "{addr}");
+            }
+        }
+        assert_eq!(flat.get("11.0.0.1".parse().unwrap()), Some(&0));
+        assert_eq!(flat.get("2000::1".parse().unwrap()), None);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-/// The histograms of SPEC §6: a query may name them with `_bucket`, `_sum` or `_count`.
+/// The histograms of the metric catalog (src/account/metrics.rs): a query may name them with `_bucket`, `_sum` or `_count`.
 const HISTOGRAMS: &[&str] = &[
     "egress_connection_duration_seconds",
     "egress_upstream_connect_duration_seconds",

@@ -6,7 +6,8 @@
 //! cargo bench --bench load -- [SCENARIO ...|all] [--secs N] [--workers 1,16] ...
 //! ```
 //!
-//! Scenarios: `connect-rate`, `sni-rate`, `h2-rate`, `bulk`, `idle`, `reload-latency` (see
+//! Scenarios: `connect-rate`, `sni-rate`, `h2-rate`, `http-rate`, `bulk`, `idle`, `reload-latency`,
+//! `soak` (see
 //! `benches/README.md`). The gateway runs with `runtime: {worker_threads: 1}` pinned to one core
 //! (`taskset -c 1`), this driver and its origins to another (`taskset -p -c 0` on itself). Every
 //! load loop is bounded in time (`--secs`) and in count (`--max-ops`); every address is
@@ -23,6 +24,7 @@ mod bulk;
 mod connect_rate;
 mod gateway;
 mod h2_rate;
+mod http_rate;
 mod idle;
 mod ops;
 mod origins;
@@ -30,6 +32,7 @@ mod reload_latency;
 mod report;
 mod runner;
 mod sni_rate;
+mod soak;
 mod world;
 
 use std::error::Error;
@@ -43,13 +46,15 @@ use world::World;
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
-const SCENARIOS: [&str; 6] = [
+const SCENARIOS: [&str; 8] = [
     "connect-rate",
     "sni-rate",
     "h2-rate",
+    "http-rate",
     "bulk",
     "idle",
     "reload-latency",
+    "soak",
 ];
 /// One operation (or one tunnel setup) that takes longer than this is an error.
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,14 +62,15 @@ const OP_TIMEOUT: Duration = Duration::from_secs(5);
 const USAGE: &str = "\
 usage: cargo bench --bench load -- [SCENARIO ...|all] [options]
 
-scenarios: connect-rate sni-rate h2-rate bulk idle reload-latency (default: all, briefly)
+scenarios: connect-rate sni-rate h2-rate http-rate bulk idle reload-latency soak (default: all,
+           briefly)
 
 options:
   --secs N            measured seconds per run (default 5; 2 when running all)
   --warmup N          unrecorded seconds before each run (default 1; 0.5 when running all)
   --workers LIST      closed-loop concurrency for the rate scenarios (default 1,16)
   --tunnels LIST      tunnel counts for bulk (default 1,4)
-  --n N               idle: connections held (default 2000)
+  --n N               idle, soak: connections held (default 2000; soak is sized with 20000)
   --entries N         reload-latency: allowlist entries (default 10000)
   --reload-every MS   reload-latency: config rewrite period (default 200)
   --max-ops N         count bound per run (default 5000000)
@@ -72,7 +78,9 @@ options:
   --gateway-core N    core the gateway is pinned to (default 1)
   --driver-core N     core this driver and its origins are pinned to (default 0)
   --no-pin            do not pin anything
-  --access-log PATH   where the gateway's stdout (access log) goes (default /dev/null)";
+  --access-log PATH   where the gateway's stdout (access log) goes (default /dev/null)
+  --http-peer N=A[@P] http-rate: also drive the forward proxy named N at 127.0.0.1 address A
+                      (absolute-form GETs), reading process P's CPU; repeatable";
 
 #[derive(Clone)]
 struct Opts {
@@ -90,6 +98,35 @@ struct Opts {
     driver_core: usize,
     pin: bool,
     access_log: PathBuf,
+    http_peers: Vec<HttpPeer>,
+}
+
+/// A peer forward proxy measured in `http-rate` beside the gateway.
+#[derive(Clone)]
+struct HttpPeer {
+    name: String,
+    addr: std::net::SocketAddr,
+    pid: Option<u32>,
+}
+
+/// `NAME=ADDR[@PID]`.
+fn http_peer(value: &str) -> Result<HttpPeer, String> {
+    let (name, rest) = value
+        .split_once('=')
+        .ok_or_else(|| format!("--http-peer {value:?}: want NAME=ADDR[@PID]"))?;
+    let (addr, pid) = match rest.split_once('@') {
+        Some((addr, pid)) => (
+            addr,
+            Some(pid.parse().map_err(|_| format!("bad pid {pid:?}"))?),
+        ),
+        None => (rest, None),
+    };
+    let addr = addr.parse().map_err(|_| format!("bad address {addr:?}"))?;
+    Ok(HttpPeer {
+        name: name.to_owned(),
+        addr,
+        pid,
+    })
 }
 
 fn list(value: &str) -> Result<Vec<usize>, String> {
@@ -122,6 +159,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         driver_core: 0,
         pin: true,
         access_log: PathBuf::from("/dev/null"),
+        http_peers: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -147,6 +185,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
             "--driver-core" => opts.driver_core = num(value()?)? as usize,
             "--no-pin" => opts.pin = false,
             "--access-log" => opts.access_log = PathBuf::from(value()?),
+            "--http-peer" => opts.http_peers.push(http_peer(&value()?)?),
             "-h" | "--help" => return Err(String::new()),
             "all" => scenarios.extend(SCENARIOS.iter().map(|s| (*s).to_owned())),
             s if SCENARIOS.contains(&s) => scenarios.push(s.to_owned()),
@@ -279,9 +318,11 @@ async fn run(opts: Opts) -> i32 {
             "connect-rate" => connect_rate::connect_rate(&opts, &world, &mut report).await,
             "sni-rate" => sni_rate::sni_rate(&opts, &world, &mut report).await,
             "h2-rate" => h2_rate::h2_rate(&opts, &world, &mut report).await,
+            "http-rate" => http_rate::http_rate(&opts, &world, &mut report).await,
             "bulk" => bulk::bulk(&opts, &world, &mut report).await,
             "idle" => idle::idle(&opts, &world, &mut report).await,
             "reload-latency" => reload_latency::reload_latency(&opts, &world, &mut report).await,
+            "soak" => soak::soak(&opts, &world, &mut report).await,
             _ => unreachable!("parsed"),
         };
         if let Err(err) = result {

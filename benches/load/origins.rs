@@ -1,6 +1,6 @@
 //! The origins the scenarios reach (directly and through the gateway), all on 127.0.0.1:0 in this
-//! process: a 64-byte echo, an endless zero source, and a fake TLS server that answers any
-//! ClientHello with an alert.
+//! process: a 64-byte echo, an endless zero source, a fake TLS server that answers any
+//! ClientHello with an alert, and a keep-alive HTTP/1.1 server.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -50,6 +50,29 @@ pub(crate) async fn echo_conn(mut stream: TcpStream) {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Answers keep-alive GETs (no request bodies) with a 2-byte body until the client closes.
+pub(crate) async fn http_conn(mut stream: TcpStream) {
+    const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let mut buf = [0u8; 8192];
+    let mut len = 0;
+    loop {
+        while let Some(end) = buf[..len].windows(4).position(|w| w == b"\r\n\r\n") {
+            if stream.write_all(ANSWER).await.is_err() {
+                return;
+            }
+            buf.copy_within(end + 4..len, 0);
+            len -= end + 4;
+        }
+        match stream.read(&mut buf[len..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => len += n,
+        }
+        if len == buf.len() {
+            return;
         }
     }
 }

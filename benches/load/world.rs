@@ -11,7 +11,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use crate::origins::{echo_conn, fake_tls_conn, serve, source_conn};
+use crate::origins::{echo_conn, fake_tls_conn, http_conn, serve, source_conn};
 use crate::Res;
 
 /// The tenant identity of the mTLS client.
@@ -22,6 +22,7 @@ pub(crate) struct World {
     pub(crate) echo: SocketAddr,
     pub(crate) source: SocketAddr,
     pub(crate) tls: SocketAddr,
+    pub(crate) http: SocketAddr,
     pub(crate) pki: Pki,
     pub(crate) hello: &'static [u8],
 }
@@ -31,15 +32,17 @@ impl World {
         let echo = serve(echo_conn).await?;
         let source = serve(source_conn).await?;
         let tls = serve(fake_tls_conn).await?;
+        let http = serve(http_conn).await?;
         let hello: &'static [u8] = Box::leak(client_hello("allowed.test")?.into_boxed_slice());
         println!(
-            "# origins: echo {echo}, source {source}, fake TLS {tls}; ClientHello {} bytes (rustls)",
+            "# origins: echo {echo}, source {source}, fake TLS {tls}, HTTP {http}; ClientHello {} bytes (rustls)",
             hello.len()
         );
         Ok(Self {
             echo,
             source,
             tls,
+            http,
             pki: Pki::new()?,
             hello,
         })
@@ -58,15 +61,16 @@ impl World {
         std::fs::write(path.join("certs/ca.pem"), &self.pki.ca_pem)?;
         std::fs::write(
             path.join("gateway.yaml"),
-            "listeners:\n  connect: {address: \"127.0.0.1:0\"}\n  connect_tls: {address: \"127.0.0.1:0\"}\n  sni: {address: \"127.0.0.1:0\", port: 443}\ntls: {cert: certs/gw.pem, key: certs/gw-key.pem, client_ca: certs/ca.pem}\nidentity:\n  trust_domain: cluster.local\n  sources:\n    - {cidr: \"127.0.0.1/32\", namespace: bench}\ndns:\n  servers: [\"127.0.0.1:53\"]\nlimits:\n  max_connections_per_namespace: 1000000\n  max_streams_per_connection: 256\nruntime: {worker_threads: 1}\n",
+            "listeners:\n  connect: {address: \"127.0.0.1:0\"}\n  connect_tls: {address: \"127.0.0.1:0\"}\n  sni: {address: \"127.0.0.1:0\", port: 443}\n  http: {address: \"127.0.0.1:0\", port: 80}\ntls: {cert: certs/gw.pem, key: certs/gw-key.pem, client_ca: certs/ca.pem}\nidentity:\n  trust_domain: cluster.local\n  sources:\n    - {cidr: \"127.0.0.1/32\", namespace: bench}\ndns:\n  servers: [\"127.0.0.1:53\"]\nlimits:\n  max_connections_per_namespace: 1000000\n  max_streams_per_connection: 256\nruntime: {worker_threads: 1}\n",
         )?;
         std::fs::write(
             path.join("serviceentries/bench/allowed.yaml"),
             format!(
-                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: allowed}}\nspec:\n  hosts: [\"allowed.test\"]\n  ports:\n    - {{number: 9000, name: echo, protocol: TCP, targetPort: {}}}\n    - {{number: 9001, name: source, protocol: TCP, targetPort: {}}}\n    - {{number: 443, name: tls, protocol: TLS, targetPort: {}}}\n  resolution: STATIC\n  endpoints:\n    - address: 127.0.0.1\n",
+                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: allowed}}\nspec:\n  hosts: [\"allowed.test\"]\n  ports:\n    - {{number: 9000, name: echo, protocol: TCP, targetPort: {}}}\n    - {{number: 9001, name: source, protocol: TCP, targetPort: {}}}\n    - {{number: 443, name: tls, protocol: TLS, targetPort: {}}}\n    - {{number: 80, name: http, protocol: HTTP, targetPort: {}}}\n  resolution: STATIC\n  endpoints:\n    - address: 127.0.0.1\n",
                 self.echo.port(),
                 self.source.port(),
-                self.tls.port()
+                self.tls.port(),
+                self.http.port()
             ),
         )?;
         let mut written = 0;

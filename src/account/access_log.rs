@@ -1,12 +1,17 @@
-//! The access log (SPEC §7): one JSON object per connection on stdout, written at close.
+//! The access log (SPEC §7): one JSON object per connection on stdout, written at close, through
+//! a bounded buffer so that a stdout nobody reads never holds up a connection.
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::num::NonZeroUsize;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use std::time::SystemTime;
 
+use metrics::{counter, Counter};
 use serde::Serialize;
+
+use super::metrics::ACCESS_LOG_DROPPED;
 
 /// One access-log line; field names are the contract.
 #[derive(Debug, Clone, Serialize)]
@@ -50,65 +55,109 @@ pub struct AccessLogLine<'a> {
 
 /// How often queued lines are written out.
 const WRITE_EVERY: Duration = Duration::from_millis(25);
+/// How long the final flush at shutdown waits for stdout before giving up on the last lines.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
-/// Lines queued for stdout, and the lock that keeps batches in order.
+/// Lines waiting for the writer thread.
 #[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    lines: usize,
+}
+
+/// The bounded queue between connections and the writer thread.
 struct Queue {
-    pending: Mutex<Vec<u8>>,
-    output: Mutex<()>,
+    pending: Mutex<Pending>,
+    /// Most lines queued at once; a line beyond it is dropped and counted.
+    limit: usize,
+    dropped: Counter,
 }
 
 impl Queue {
-    /// Writes everything queued so far, in order; a closed stdout must not take the gateway down.
+    /// Writes everything queued so far; a closed stdout must not take the gateway down. Only the
+    /// writer thread calls this, so a stdout that blocks stalls that thread and nothing else.
     fn drain(&self) {
-        let _in_order = self.output.lock().unwrap_or_else(|e| e.into_inner());
         let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        if !batch.is_empty() {
+        if !batch.bytes.is_empty() {
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&batch);
+            let _ = out.write_all(&batch.bytes);
             let _ = out.flush();
         }
     }
 }
 
 /// Writes access-log lines to stdout in batches from its own thread: a connection only appends
-/// to a buffer (no syscall, no thread wake-up), and a burst of closes becomes one write.
+/// to a bounded buffer (no syscall, no thread wake-up, never a wait on stdout), and a burst of
+/// closes becomes one write. When stdout stops taking lines and the buffer is full, new lines are
+/// dropped and counted in `egress_access_log_dropped_total`.
 pub struct AccessLog {
     queue: Arc<Queue>,
+    flushes: Option<mpsc::Sender<mpsc::Sender<()>>>,
 }
 
 impl AccessLog {
-    /// Starts the writer thread on stdout.
-    pub fn stdout() -> Self {
-        let queue = Arc::new(Queue::default());
+    /// Starts the writer thread on stdout, buffering at most `buffer_lines` lines.
+    pub fn stdout(buffer_lines: NonZeroUsize) -> Self {
+        let queue = Arc::new(Queue {
+            pending: Mutex::default(),
+            limit: buffer_lines.get(),
+            dropped: counter!(ACCESS_LOG_DROPPED),
+        });
         let writer = queue.clone();
+        let (flushes, requests) = mpsc::channel::<mpsc::Sender<()>>();
         let spawned = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || loop {
-                std::thread::sleep(WRITE_EVERY);
+                let request = requests.recv_timeout(WRITE_EVERY);
                 writer.drain();
+                match request {
+                    Ok(done) => {
+                        let _ = done.send(());
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
             });
-        if let Err(err) = spawned {
-            tracing::error!(error = %err, "cannot start the access-log writer");
-        }
-        Self { queue }
+        let flushes = match spawned {
+            Ok(_) => Some(flushes),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot start the access-log writer");
+                None
+            }
+        };
+        Self { queue, flushes }
     }
 
-    /// Queues one line.
+    /// Queues one line, or drops and counts it when the buffer is full.
     pub fn write(&self, line: &AccessLogLine<'_>) {
-        if let Ok(mut json) = serde_json::to_vec(line) {
-            json.push(b'\n');
-            self.queue
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(&json);
+        let Ok(mut json) = serde_json::to_vec(line) else {
+            return;
+        };
+        json.push(b'\n');
+        let mut pending = self.queue.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.lines >= self.queue.limit {
+            drop(pending);
+            self.queue.dropped.increment(1);
+            return;
         }
+        pending.lines += 1;
+        pending.bytes.extend_from_slice(&json);
     }
 
-    /// Writes every line queued so far (at shutdown).
+    /// Writes every line queued so far (at shutdown), waiting at most a bounded time for a
+    /// stdout that does not take them.
     pub fn flush(&self) {
-        self.queue.drain();
+        let Some(flushes) = &self.flushes else {
+            return;
+        };
+        let (done, finished) = mpsc::channel();
+        if flushes.send(done).is_err() || finished.recv_timeout(FLUSH_WAIT).is_err() {
+            let lines = self.queue.pending.lock().map_or(0, |p| p.lines);
+            tracing::warn!(
+                lines,
+                "stdout does not take the access log: its last lines are not written"
+            );
+        }
     }
 }
 

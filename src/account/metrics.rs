@@ -43,6 +43,8 @@ pub const CONFIG_LAST_GOOD_IN_USE: &str = "egress_config_last_good_in_use";
 pub const SERVICE_ENTRIES: &str = "egress_service_entries";
 /// Tunnels asked of a parent proxy, by parent and outcome.
 pub const PARENT_CONNECTS: &str = "egress_parent_connects_total";
+/// Access-log lines dropped because stdout did not take them and the buffer was full.
+pub const ACCESS_LOG_DROPPED: &str = "egress_access_log_dropped_total";
 /// Idle upstream connections kept for forwarded HTTP/1.1.
 pub const UPSTREAM_POOL_IDLE: &str = "egress_upstream_pool_idle_connections";
 /// Build information.
@@ -77,6 +79,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
     for result in ["success", "failure"] {
         counter!(CONFIG_RELOADS, "result" => result).absolute(0);
     }
+    counter!(ACCESS_LOG_DROPPED).absolute(0);
     Ok(handle)
 }
 
@@ -148,6 +151,10 @@ fn describe() {
     describe_gauge!(
         UPSTREAM_POOL_IDLE,
         "Idle upstream connections kept for forwarded HTTP/1.1 (upstream.pool), all tenants."
+    );
+    describe_counter!(
+        ACCESS_LOG_DROPPED,
+        "Access-log lines dropped because stdout blocked and access_log.buffer_lines were queued."
     );
     describe_counter!(
         PARENT_CONNECTS,
@@ -288,8 +295,17 @@ pub fn touch_namespace(namespace: &str, listeners: &[Listener]) {
     }
 }
 
-/// Handshake failure reasons pre-created at zero, so alerts see a series before the first failure.
-const COMMON_TLS_ERRORS: [&str; 4] = ["no_client_cert", "unknown_ca", "expired", "timeout"];
+/// Handshake failure reasons pre-created at zero, so alerts (and the availability SLI, which
+/// counts the gateway-side ones) see a series before the first failure.
+const COMMON_TLS_ERRORS: [&str; 7] = [
+    "no_client_cert",
+    "unknown_ca",
+    "expired",
+    "timeout",
+    "alert_received",
+    "handshake_failed",
+    "io",
+];
 
 /// Pre-creates `egress_tls_handshake_errors_total` series for a TLS listener.
 pub fn touch_tls_errors(listener: Listener) {

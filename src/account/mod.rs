@@ -16,11 +16,11 @@ pub struct Accounting {
 }
 
 impl Accounting {
-    /// Accounting that writes the access log to stdout.
-    pub fn stdout() -> Self {
+    /// Accounting that writes the access log to stdout, buffering at most `buffer_lines` lines.
+    pub fn stdout(buffer_lines: std::num::NonZeroUsize) -> Self {
         Self {
             metrics: metrics::MetricsCache::default(),
-            log: access_log::AccessLog::stdout(),
+            log: access_log::AccessLog::stdout(buffer_lines),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,6 +48,9 @@ pub struct GatewayFile {
     /// Process runtime settings.
     #[serde(default)]
     pub runtime: Runtime,
+    /// The access log on stdout.
+    #[serde(default)]
+    pub access_log: AccessLogSettings,
     /// Writable folder (relative to `gateway.yaml`; in a pod, an `emptyDir`) where every config
     /// that loaded is copied. When the config is invalid at start-up, the gateway starts from
     /// that last good copy instead of exiting, and says so on `/readyz` and in
@@ -397,6 +401,29 @@ fn default_idle() -> Duration {
 
 fn default_drain() -> Duration {
     Duration::from_secs(30)
+}
+
+/// The access log on stdout; read at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogSettings {
+    /// Most lines queued for stdout at once. When stdout blocks (a log shipper that stalls) and
+    /// this many lines wait, further lines are dropped and counted in
+    /// `egress_access_log_dropped_total` instead of holding up connections or growing memory.
+    #[serde(default = "default_buffer_lines")]
+    pub buffer_lines: NonZeroUsize,
+}
+
+impl Default for AccessLogSettings {
+    fn default() -> Self {
+        Self {
+            buffer_lines: default_buffer_lines(),
+        }
+    }
+}
+
+fn default_buffer_lines() -> NonZeroUsize {
+    NonZeroUsize::new(65_536).unwrap_or(NonZeroUsize::MIN)
 }
 
 /// Process runtime settings.

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use crate::prefix_map::PrefixMap;
+use crate::prefix_map::{FlatPrefixMap, PrefixMap};
 pub use special::{Embedding, SpecialRange, Treatment, SPECIAL_RANGES};
 
 /// An operator's `upstream` rule.
@@ -30,7 +30,7 @@ enum OperatorRule {
 #[derive(Debug, Clone)]
 pub struct AddressGuard {
     operator: PrefixMap<OperatorRule>,
-    built_in: PrefixMap<&'static SpecialRange>,
+    built_in: FlatPrefixMap<&'static SpecialRange>,
 }
 
 impl AddressGuard {
@@ -62,6 +62,7 @@ impl AddressGuard {
                     .into_iter()
                     .flatten()
                     .any(|v4| self.is_forbidden(IpAddr::V4(v4))),
+                // No IPv4 row carries another address; a table mistake fails closed.
                 IpAddr::V4(_) => true,
             },
         }
@@ -75,14 +76,12 @@ impl Default for AddressGuard {
 }
 
 /// The built-in rows by prefix.
-fn built_in_map() -> PrefixMap<&'static SpecialRange> {
-    let mut map = PrefixMap::default();
-    for range in SPECIAL_RANGES {
-        if let Ok(net) = range.prefix.parse::<IpNet>() {
-            map.insert(net, range);
-        }
-    }
-    map
+fn built_in_map() -> FlatPrefixMap<&'static SpecialRange> {
+    FlatPrefixMap::new(
+        SPECIAL_RANGES
+            .iter()
+            .filter_map(|range| Some((range.prefix.parse::<IpNet>().ok()?, range))),
+    )
 }
 
 /// The IPv4 addresses an IPv6 address carries in the given form (Teredo carries two).
@@ -109,11 +108,12 @@ pub fn forbidden_ranges_within(net: IpNet) -> Vec<&'static SpecialRange> {
             false => Vec::new(),
         };
     }
-    let containing = guard
-        .built_in
-        .matches(net.network())
-        .find(|(len, _)| *len <= net.prefix_len())
-        .map(|(_, range)| *range)
+    let containing = SPECIAL_RANGES
+        .iter()
+        .filter_map(|range| Some((range.prefix.parse::<IpNet>().ok()?, range)))
+        .filter(|(row, _)| row.contains(&net))
+        .max_by_key(|(row, _)| row.prefix_len())
+        .map(|(_, range)| range)
         .filter(|range| range.treatment != Treatment::Allow);
     let inside = SPECIAL_RANGES.iter().filter(|range| {
         range.treatment != Treatment::Allow

@@ -265,6 +265,7 @@ pub(super) fn request_head<B>(req: &Request<B>) -> RequestHead<'_> {
         authority: req.uri().authority().map(|a| a.as_str()),
         host: headers.get(header::HOST).and_then(|h| h.to_str().ok()),
         host_count: headers.get_all(header::HOST).iter().count(),
+        connect_method: req.method() == hyper::Method::CONNECT,
     }
 }
 
@@ -289,6 +290,9 @@ pub(super) fn upstream_request(req: Request<Incoming>, host: &str) -> Request<In
     Request::from_parts(parts, body)
 }
 
+/// Removes hop-by-hop headers: the fixed list and those `Connection` names, except `Host`,
+/// which a request needs end to end (`Connection: Host` would otherwise deliver a request the
+/// gateway checked by its Host without one).
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -296,6 +300,7 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| name != header::HOST)
         .collect();
     for name in named {
         headers.remove(name);

@@ -4,8 +4,9 @@
 //!
 //! The connection holds one slot of its tenant for its life (each tunnel takes one more), must
 //! open its first stream within `timeouts.sniff`, is closed after `timeouts.idle` without open
-//! streams, and gets GOAWAY when draining starts: streams already open finish, new ones are
-//! refused.
+//! streams (GOAWAY, then dropped one `timeouts.sniff` later if the client does not finish the
+//! close), and gets GOAWAY when draining starts: streams already open finish, new ones are
+//! refused, and the connection is dropped at the drain deadline.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -83,6 +84,9 @@ where
     let mut idle_since = Some(started);
     let mut any_stream = false;
     let mut closing = false;
+    // Set when the connection idled out: a client that never acknowledges the GOAWAY's PING
+    // would otherwise hold it open for ever.
+    let mut close_by = None;
     loop {
         let deadline = idle_since.map(|since| since + if any_stream { idle } else { first_stream });
         let accepted = tokio::select! {
@@ -94,9 +98,12 @@ where
             }
             _ = sleep_until(deadline), if !closing => {
                 closing = true;
+                close_by = Some(Instant::now() + first_stream);
                 connection.graceful_shutdown();
                 continue;
             }
+            _ = sleep_until(close_by) => break,
+            _ = ctx.hard_stop.cancelled() => break,
             _ = open.ended.notified() => {
                 if open.count.load(Ordering::Acquire) == 0 {
                     idle_since = Some(Instant::now());

@@ -156,6 +156,9 @@ pub fn plan<'s>(
         refuse_ech: snapshot.require_sni_match,
     };
     let (target, hello) = match ask {
+        // Port 0 names no destination: a CONNECT head saying so is malformed before its tenant
+        // is looked at, and `explain`, which takes the port apart from the host, must agree.
+        Ask::Connect(target) if target.port == 0 => return plan,
         Ask::Connect(target) => ((*target).clone(), None),
         Ask::ClientHello { hello, port } => match sni::judge(hello, None, false) {
             Ok(name) => (

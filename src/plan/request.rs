@@ -17,6 +17,10 @@ pub struct RequestHead<'a> {
     pub host: Option<&'a str>,
     /// How many `Host` headers the request carries.
     pub host_count: usize,
+    /// The method is `CONNECT`: a tunnel request has no business on an HTTP forwarding path
+    /// (forwarded, it would reach the origin as a `CONNECT /` and strand the tenant's
+    /// connection in an upgrade nobody takes).
+    pub connect_method: bool,
 }
 
 /// Where a forwarded request goes and the `Host` the upstream receives.
@@ -30,7 +34,7 @@ pub struct RequestTarget {
 }
 
 /// The destination of a request: the absolute-form authority, else `Host`. Several `Host`s,
-/// other schemes and userinfo are malformed. (`Content-Length` beside `Transfer-Encoding` never
+/// other schemes, userinfo and the `CONNECT` method are malformed. (`Content-Length` beside `Transfer-Encoding` never
 /// reaches here: the one HTTP parser frames such a request as chunked, drops `Content-Length`
 /// and closes the connection after it, as RFC 9112 §6.3 asks.)
 pub fn target(head: &RequestHead<'_>, default_port: u16) -> Result<RequestTarget, DenyReason> {
@@ -73,7 +77,7 @@ pub fn within_tunnel(head: &RequestHead<'_>, tunnel: &Target) -> Result<(), Deny
 }
 
 fn framing(head: &RequestHead<'_>) -> Result<(), DenyReason> {
-    if head.host_count > 1 {
+    if head.host_count > 1 || head.connect_method {
         return Err(DenyReason::MalformedRequest);
     }
     Ok(())
@@ -112,6 +116,7 @@ mod tests {
             authority,
             host,
             host_count: usize::from(host.is_some()),
+            connect_method: false,
         }
     }
 
@@ -141,6 +146,11 @@ mod tests {
             malformed
         );
         assert_eq!(target(&head(None, None), 80).map(|_| ()), malformed);
+        let mut connect = head(None, Some("a.test:80"));
+        connect.connect_method = true;
+        assert_eq!(target(&connect, 80).map(|_| ()), malformed);
+        let tunnel = parse_authority("a.test:80").unwrap();
+        assert_eq!(within_tunnel(&connect, &tunnel), malformed);
     }
 
     #[test]

@@ -145,6 +145,20 @@ fn every_ask_goes_through_one_table() {
         connect(&watched, "evil.example.com:443"),
         "audit not_allowlisted"
     );
+    let port_zero = |tenant: &Tenant| {
+        let target = Target {
+            host: Host::parse("api.example.com").expect("host"),
+            port: 0,
+        };
+        outcome(&plan(
+            &snapshot,
+            tenant,
+            Listener::Connect,
+            &Ask::Connect(&target),
+        ))
+    };
+    assert_eq!(port_zero(&app1), "deny malformed_request");
+    assert_eq!(port_zero(&stranger), "deny malformed_request");
 
     let sni = |tenant: &Tenant, names: &[&str], ech: bool| {
         let hello = hello(names, ech);
@@ -180,6 +194,7 @@ fn every_ask_goes_through_one_table() {
             authority,
             host,
             host_count: usize::from(host.is_some()),
+            connect_method: false,
         };
         let ask = Ask::Request {
             head,

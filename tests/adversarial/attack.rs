@@ -107,6 +107,25 @@ impl<'a> Probe<'a> {
     }
 }
 
+impl Probe<'_> {
+    /// Checks an attack refused below the planner (the protocol library reset it, so no
+    /// request was ever planned): nothing leaked, no access-log line, the counter unmoved.
+    pub fn confirm_unlogged(&self, gw: &Gateway, what: &str) {
+        self.baseline.settle(gw, what);
+        let all = gw.access_log();
+        assert_eq!(
+            all.len(),
+            self.lines,
+            "{what}: no request was planned: {:?}",
+            &all[self.lines..]
+        );
+        let counted = gw
+            .metric("egress_connections_total", &self.outcome.labels())
+            .unwrap_or(0.0);
+        assert_eq!(counted, self.counted, "{what}: counter unmoved");
+    }
+}
+
 /// Sends `bytes` from tenant address `from` to `to` and reads what comes back until the gateway
 /// closes (bounded by [`WAIT`]).
 pub async fn raw_exchange(from: &str, to: std::net::SocketAddr, bytes: &[u8]) -> Vec<u8> {

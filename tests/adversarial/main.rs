@@ -6,16 +6,45 @@
 //! Tenants are played from 127.0.0.2 (app1) and 127.0.0.3 (app2); every origin is a local socket
 //! on 127.0.0.1. Each module shares one gateway per test function so the suite stays fast; every
 //! wait is bounded.
+//!
+//! | module | attacks |
+//! |---|---|
+//! | `connect_target` | CONNECT request-target tricks: IP literal spellings, userinfo, ports, control bytes, long names, IDN, wildcards |
+//! | `smuggling` | CL+TE variants, obs-fold, bare LF, duplicate Host, Host against the absolute URI, keep-alive to a second host, oversized heads |
+//! | `tunnel_tricks` | bytes pipelined behind CONNECT, host changes inside HTTP tunnels, CONNECT where it does not belong |
+//! | `sni_tricks` | several names, IP literals, NUL, ECH, split and oversized records, a second hello, SNI against the CONNECT host |
+//! | `mtls_identity` | several URI SANs, non-canonical SPIFFE paths, foreign trust domains, odd namespaces, log injection, bad certificates |
+//! | `h2_abuse` | pseudo-header abuse, other methods, stream and tenant limits, SNI and Host rules in h2 tunnels |
+//! | `h2_floods` | RST / SETTINGS / CONTINUATION / PING floods, flow-control abuse, silent clients, clients ignoring GOAWAY |
+//! | `audit_escape` | audit mode used to reach loopback, metadata or private addresses, or to dodge identity and limits |
+//! | `slot_leaks` | every refusal path gives the tenant slot back |
+//! | `cardinality` | sprayed names never become metric labels |
+//! | `defects` | issue 14 defects #10 (ECH) and #12 (bare LF then CL+TE) on their own |
+//! | `config_side` | config-side attempts: deep nesting, alias bombs, symlinks out of the tree, a folder granting another namespace, `exportTo` tricks |
+//! | `dns_answers` | DNS answers in every forbidden class (and wrapped in NAT64, 6to4, Teredo), inside a loopback-only network namespace |
+//! | `explain_agrees` | `explain` and `run` give the same verdict and reason for every expressible attack |
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod attack;
+mod audit_escape;
 mod baseline;
+mod cardinality;
 mod config_side;
 mod connect_target;
+mod defects;
+mod dns_answers;
+mod explain_agrees;
+mod h2_abuse;
+mod h2_floods;
+mod h2_raw;
+mod h2_world;
 mod hello;
 mod mtls_identity;
+mod origin;
 mod pki;
+mod slot_leaks;
 mod smuggling;
 mod sni_tricks;
+mod tunnel_tricks;

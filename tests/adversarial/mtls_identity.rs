@@ -126,6 +126,10 @@ async fn certificates_naming_no_tenant_are_unknown_tenants() {
             leaf(&["spiffe://cluster.local/ns/app1"]),
         ),
         (
+            "a newline and a forged log line in the URI SAN",
+            leaf(&["spiffe://cluster.local/ns/app1/sa/x\n{\"decision\":\"allow\",\"namespace\":\"app1\"}"]),
+        ),
+        (
             "DNS SAN only",
             Leaf {
                 dns: vec!["app1"],
@@ -261,6 +265,7 @@ async fn certificates_the_ca_did_not_vouch_for_fail_the_handshake() {
         ),
         ("no certificate", None, "no_client_cert"),
     ];
+    let app1 = ca.client(&leaf(&[APP1_ID]));
     for (what, cert, reason) in cases {
         let labels = [("listener", "connect_tls"), ("reason", reason)];
         let before = gw
@@ -287,6 +292,17 @@ async fn certificates_the_ca_did_not_vouch_for_fail_the_handshake() {
         });
         baseline.settle(&gw, what);
     }
+    // A good certificate offering only a protocol the gateway does not speak.
+    let labels = [("listener", "connect_tls"), ("reason", "no_alpn")];
+    let before = gw
+        .metric("egress_tls_handshake_errors_total", &labels)
+        .unwrap_or(0.0);
+    let result = tls_connect(&gw, &ca.pem, Some(&app1), &[b"spdy/3"]).await;
+    assert!(result.is_err(), "an unknown ALPN protocol is refused");
+    gw.wait_metric("egress_tls_handshake_errors_total", &labels, |v| {
+        v == before + 1.0
+    });
+    baseline.settle(&gw, "unknown ALPN");
     assert!(
         gw.access_log().is_empty(),
         "failed handshakes carry no request: {:?}",

@@ -1,121 +1,15 @@
 //! Absolute-form and `http` listener smuggling: CL+TE variants, obs-fold, bare LF, duplicate
 //! Host, Host against the absolute URI, keep-alive to a second host, userinfo, `Connection`
-//! naming end-to-end headers, oversized heads. The origin records every request it parses; an
-//! attack passes when the tenant gets the exact refusal and the smuggled request never reaches
-//! the origin as a request of its own.
+//! naming end-to-end headers, oversized heads. The origin (`origin`) records every request it
+//! parses; an attack passes when the tenant gets the exact refusal and the smuggled request
+//! never reaches the origin as a request of its own.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::attack::{deny_header, raw_exchange, status_of, Outcome, Probe};
 use crate::baseline::Baseline;
-use crate::common::{
-    connect_from, read_head, static_entry, transparent_gateway_yaml, ConfigDir, Gateway, APP1, WAIT,
-};
-
-/// An HTTP/1.1 keep-alive origin that records each request head it parses (chunked bodies and
-/// their trailers are read and dropped) and answers `200 ok`.
-pub struct Origin {
-    pub addr: SocketAddr,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl Origin {
-    pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
-        let addr = listener.local_addr().expect("addr");
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let recorded = requests.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, recorded.clone()));
-            }
-        });
-        Self { addr, requests }
-    }
-
-    pub fn requests(&self) -> Vec<String> {
-        self.requests.lock().expect("lock").clone()
-    }
-}
-
-async fn read_line(stream: &mut BufReader<TcpStream>) -> Option<String> {
-    let mut line = String::new();
-    match stream.read_line(&mut line).await {
-        Ok(0) | Err(_) => None,
-        Ok(_) => Some(line),
-    }
-}
-
-async fn serve(stream: TcpStream, requests: Arc<Mutex<Vec<String>>>) {
-    let mut stream = BufReader::new(stream);
-    loop {
-        let mut head = String::new();
-        loop {
-            let Some(line) = read_line(&mut stream).await else {
-                return;
-            };
-            head.push_str(&line);
-            if line == "\r\n" || line == "\n" {
-                break;
-            }
-        }
-        requests.lock().expect("lock").push(head.clone());
-        let lower = head.to_ascii_lowercase();
-        if lower.contains("transfer-encoding: chunked") {
-            // Chunks until the last one, then trailers until a blank line.
-            loop {
-                let Some(size) = read_line(&mut stream).await else {
-                    return;
-                };
-                let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-                    .unwrap_or(0);
-                if size == 0 {
-                    break;
-                }
-                let mut chunk = vec![0u8; size + 2];
-                if stream.read_exact(&mut chunk).await.is_err() {
-                    return;
-                }
-            }
-            loop {
-                match read_line(&mut stream).await.as_deref() {
-                    None => return,
-                    Some("\r\n") => break,
-                    Some(_) => {}
-                }
-            }
-        } else if let Some(length) = lower
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse::<usize>().ok())
-        {
-            let mut body = vec![0u8; length];
-            if stream.read_exact(&mut body).await.is_err() {
-                return;
-            }
-        }
-        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        if stream.get_mut().write_all(answer.as_bytes()).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// app1 may reach `web.test:80` (HTTP) on the `http` listener and through absolute-form on the
-/// `connect` listener.
-pub async fn web_gateway(origin: &Origin) -> (Gateway, ConfigDir) {
-    let config = ConfigDir::new(&transparent_gateway_yaml(&[], ""));
-    config.entry(
-        "app1/web.yaml",
-        &static_entry("web", "web.test", 80, "HTTP", origin.addr),
-    );
-    (Gateway::start(&config), config)
-}
-
+use crate::common::{connect_from, read_head, Gateway, APP1, WAIT};
+use crate::origin::{web_gateway, Origin};
 const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: web.test\r\n\r\n";
 
 /// One refused request on its own connection: exact status, deny header when the gateway (not
@@ -217,7 +111,7 @@ async fn framing_tricks_on_the_http_listener_are_refused_before_the_origin() {
 async fn host_tricks_get_exact_refusals() {
     let origin = Origin::start().await;
     let (gw, _config) = web_gateway(&origin).await;
-    let cases: [(&str, &str, &str, u16, &str); 9] = [
+    let cases: [(&str, &str, &str, u16, &str); 12] = [
         (
             "duplicate Host, same value",
             "http",
@@ -249,7 +143,7 @@ async fn host_tricks_get_exact_refusals() {
         (
             "absolute URI naming another host than Host on the http listener",
             "http",
-            "GET http://evil.test/ HTTP/1.1\r\nHost: web.test\r\n\r\n",
+            "GET http://evil.test/ HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
             403,
             "not_allowlisted",
         ),
@@ -270,9 +164,30 @@ async fn host_tricks_get_exact_refusals() {
         (
             "absolute-form with another port",
             "connect",
-            "GET http://web.test:8080/ HTTP/1.1\r\nHost: web.test\r\n\r\n",
+            "GET http://web.test:8080/ HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
             403,
             "port_not_allowed",
+        ),
+        (
+            "absolute-form with two ports",
+            "connect",
+            "GET http://web.test:80:80/ HTTP/1.1\r\nHost: web.test\r\n\r\n",
+            400,
+            "malformed_request",
+        ),
+        (
+            "absolute-form with an empty authority",
+            "connect",
+            "GET http:///web.test/ HTTP/1.1\r\nHost: web.test\r\n\r\n",
+            400,
+            "malformed_request",
+        ),
+        (
+            "absolute-form to the IPv6 loopback",
+            "connect",
+            "GET http://[::1]/ HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n",
+            403,
+            "not_allowlisted",
         ),
         (
             "absolute-form to a numeric host",
@@ -443,4 +358,48 @@ async fn keep_alive_and_forwarding_tricks_are_planned_per_request() {
     );
     assert_eq!(origin.requests().len(), before);
     baseline.settle(&gw, "keep-alive and forwarding tricks");
+}
+
+/// Transfer-Encoding spellings beside Content-Length: each is either refused (400) or framed as
+/// chunked, forwarded without Content-Length and the connection ended; either way the bytes
+/// after the chunked body never reach the origin as a request.
+#[tokio::test(flavor = "multi_thread")]
+async fn te_spellings_beside_content_length_smuggle_nothing() {
+    let origin = Origin::start().await;
+    let (gw, _config) = web_gateway(&origin).await;
+    let baseline = Baseline::take(&gw);
+    for te in [
+        "Transfer-Encoding:  chunked",
+        "Transfer-Encoding: Chunked",
+        "transfer-encoding: chunked",
+        "Transfer-Encoding: chunked \t",
+        "Transfer-Encoding: identity, chunked",
+        "Transfer-Encoding: gzip, chunked",
+    ] {
+        let before = origin.requests().len();
+        let request = format!("POST /te HTTP/1.1\r\nHost: web.test\r\nContent-Length: 44\r\n{te}\r\n\r\n0\r\n\r\n{SMUGGLED}");
+        let answer = raw_exchange(APP1, gw.addr("http"), request.as_bytes()).await;
+        let text = String::from_utf8_lossy(&answer);
+        let status = status_of(&answer);
+        assert!(status == 400 || status == 200, "{te:?}: {text}");
+        assert!(
+            text.matches("HTTP/1.1").count() == 1,
+            "{te:?}: one answer only: {text}"
+        );
+        let seen = origin.requests();
+        assert!(
+            seen[before..].iter().all(|r| !r.contains("/smuggled")),
+            "{te:?}: {seen:?}"
+        );
+        for post in &seen[before..] {
+            let post = post.to_ascii_lowercase();
+            assert!(!post.contains("content-length"), "{te:?}: {post}");
+        }
+        assert_eq!(
+            seen.len() - before,
+            usize::from(status == 200),
+            "{te:?}: {seen:?}"
+        );
+    }
+    baseline.settle(&gw, "TE spellings");
 }

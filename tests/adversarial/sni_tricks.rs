@@ -109,6 +109,8 @@ async fn sni_listener_tricks_get_the_exact_alert() {
     };
     let mut oversized_record = vec![0x16, 3, 1, 0x40, 0x01];
     oversized_record.extend_from_slice(&Hello::named("tls.test").handshake());
+    let long_name = format!("{}.test", vec!["a".repeat(60); 5].join("."));
+    let long_label = format!("{}.test", "a".repeat(64));
     let mut sslv2_version = Hello::named("tls.test").record();
     sslv2_version[1] = 2;
     let cases: Vec<(&str, Vec<u8>, Outcome<'_>, &[u8])> = vec![
@@ -203,6 +205,18 @@ async fn sni_listener_tricks_get_the_exact_alert() {
                 ..Hello::default()
             }
             .record(),
+            deny("malformed_request"),
+            &ACCESS_DENIED,
+        ),
+        (
+            "SNI longer than 253",
+            Hello::named(&long_name).record(),
+            deny("malformed_request"),
+            &ACCESS_DENIED,
+        ),
+        (
+            "SNI label longer than 63",
+            Hello::named(&long_label).record(),
             deny("malformed_request"),
             &ACCESS_DENIED,
         ),

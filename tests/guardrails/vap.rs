@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use cel_interpreter::extractors::This;
 use cel_interpreter::objects::{Key, Map};
 use cel_interpreter::{Context, Program, Value};
 use serde::Deserialize;
@@ -186,6 +187,17 @@ pub struct Policy {
     validations: Vec<Named>,
 }
 
+/// A CEL context with what the Kubernetes CEL environment has and `cel-interpreter` lacks:
+/// `dyn()`, the type checker's escape hatch, which at run time returns its argument.
+pub fn kubernetes_context() -> Context<'static> {
+    let mut context = Context::default();
+    context.add_function(
+        "dyn",
+        |This(value): This<Value>| -> cel_interpreter::ResolveResult { Ok(value) },
+    );
+    context
+}
+
 fn compile(label: &str, field: &str, source: &str) -> Program {
     Program::compile(source)
         .unwrap_or_else(|e| panic!("{label} {field}: CEL does not compile: {e}\n{source}"))
@@ -259,7 +271,7 @@ impl Policy {
             self.label,
             request.operation
         );
-        let mut context = Context::default();
+        let mut context = kubernetes_context();
         let object = request.object.as_ref().map(to_cel).unwrap_or(Value::Null);
         let old_object = request
             .old_object

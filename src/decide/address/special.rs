@@ -29,7 +29,7 @@ pub enum Treatment {
 }
 
 /// One registry row and what the gateway decided for it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpecialRange {
     /// The prefix, as the registry writes it.
     pub prefix: &'static str,

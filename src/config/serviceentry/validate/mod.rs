@@ -17,6 +17,7 @@ mod hosts;
 mod metadata;
 mod ports;
 mod selector;
+mod trusted_addresses;
 
 use std::collections::BTreeSet;
 
@@ -29,6 +30,7 @@ use hosts::{check_addresses, check_hosts};
 use metadata::check_header;
 use ports::{check_multi_host_ports, check_ports};
 use selector::check_selector;
+use trusted_addresses::check_trusted_addresses;
 
 /// Longest Kubernetes object name (DNS-1123 subdomain).
 const MAX_OBJECT_NAME_LEN: usize = 253;
@@ -84,6 +86,7 @@ fn check_spec(se: &ServiceEntry, spec: &ServiceEntrySpec, out: &mut Findings) {
     let resolution = spec.resolution();
     let hosts = check_hosts(spec, out);
     check_addresses(spec, resolution, out);
+    check_trusted_addresses(spec, out);
     let ports = check_ports(spec, resolution, out);
     let declared: BTreeSet<&str> = ports
         .iter()
