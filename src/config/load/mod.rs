@@ -171,12 +171,26 @@ pub fn load_from(
         shape_ok(&gateway_path, &text, &mut sink)?;
         let value = parse_single(&gateway_path, &text, &mut sink)?;
         let locate = |at: &str| Locator::new(&text).find(0, at);
-        deserialize_at::<GatewayFile>(value, &gateway_path, locate, "", &mut sink)
+        let typed = deserialize_at::<GatewayFile>(value, &gateway_path, locate, "", &mut sink)?;
+        Some((typed, text))
     });
-    let Some(mut gateway) = gateway else {
+    let Some((mut gateway, gateway_text)) = gateway else {
         return Err(sink.diagnostics);
     };
     resolve_paths(&mut gateway, dir);
+    if let Some(state_dir) = &gateway.state_dir {
+        let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        if canonical(state_dir).starts_with(canonical(&gateway.serviceentries.dir)) {
+            sink.push(Diagnostic::error(
+                &gateway_path,
+                Locator::new(&gateway_text).find(0, "state_dir"),
+                format!(
+                    "state_dir {} is inside serviceentries.dir: the copies kept there would be read as allowlists; put it outside",
+                    state_dir.display()
+                ),
+            ));
+        }
+    }
 
     let se_dir = sources
         .entries_from
