@@ -40,9 +40,8 @@ for port in 23128 26128; do
         sleep 0.1
     done
 done
-# Squid's worker is a child of the master started above; its CPU is what serves requests.
-squid_worker=$(pgrep -P "${pids[0]}" | head -n 1 || true)
+# `squid -N` with one worker serves in the process started above (its child is the pinger).
 cd "$ROOT"
 cargo bench --bench load -- http-rate \
-    --http-peer "squid=127.0.0.1:23128@${squid_worker:-${pids[0]}}" \
+    --http-peer "squid=127.0.0.1:23128@${pids[0]}" \
     --http-peer "envoy=127.0.0.1:26128@${pids[1]}" "$@"
