@@ -325,7 +325,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Makes TLS and ServiceEntry paths relative to the config directory, as the SPEC says.
+/// Makes TLS and ServiceEntry paths relative to the config directory, as docs/configuration.md says.
 fn resolve_paths(gateway: &mut GatewayFile, dir: &Path) {
     gateway.serviceentries.dir = dir.join(&gateway.serviceentries.dir);
     gateway.state_dir = gateway.state_dir.as_ref().map(|state| dir.join(state));
