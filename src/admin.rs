@@ -1,4 +1,4 @@
-//! The admin server: `/metrics`, `/healthz`, `/readyz`, `/config` (SPEC §6).
+//! The admin server: `/metrics`, `/healthz`, `/readyz`, `/config` (docs/metrics.md).
 //!
 //! Meant for the cluster's monitoring network only; it reads shared state and never changes it.
 //! `/readyz` answers 200 `ready`, 200 `degraded: …` while the last good config from `state_dir`

@@ -178,16 +178,14 @@ pub enum Host {
 }
 
 impl Host {
-    /// Recognises IP literals (IPv6 with or without brackets) and otherwise parses a hostname.
+    /// Recognises IP literals (IPv6 with or without brackets; brackets hold IPv6 only, as in a
+    /// URI) and otherwise parses a hostname.
     pub fn parse(raw: &str) -> Result<Self, NameError> {
-        let unbracketed = raw
-            .strip_prefix('[')
-            .and_then(|r| r.strip_suffix(']'))
-            .unwrap_or(raw);
-        if let Ok(ip) = unbracketed.parse::<IpAddr>() {
-            return Ok(Self::Ip(ip));
+        let inner = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']'));
+        match (inner.unwrap_or(raw).parse::<IpAddr>(), inner.is_some()) {
+            (Ok(ip @ IpAddr::V6(_)), _) | (Ok(ip @ IpAddr::V4(_)), false) => Ok(Self::Ip(ip)),
+            _ => Hostname::parse(raw).map(Self::Name),
         }
-        Hostname::parse(raw).map(Self::Name)
     }
 }
 
@@ -348,6 +346,9 @@ mod tests {
             port: 443,
         };
         assert_eq!(target.to_string(), "[::1]:443");
+        // Brackets hold IPv6 only: `[192.0.2.10]` is neither an address nor a name.
+        assert!(Host::parse("[192.0.2.10]").is_err());
+        assert!(Host::parse("[allowed.test]").is_err());
     }
 
     #[test]

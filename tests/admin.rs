@@ -1,4 +1,4 @@
-//! The admin server and the process lifecycle of the real binary (SPEC §6, §8): `/healthz`,
+//! The admin server and the process lifecycle of the real binary (docs/metrics.md, docs/operations.md): `/healthz`,
 //! `/readyz`, `/config` (generation, every file with its sha256) and `/metrics` (build info,
 //! generation, entries per namespace); `egress_bytes_total` advancing while a tunnel is still
 //! open; SIGHUP reloads (a good change applies to new connections, a broken file is counted as a

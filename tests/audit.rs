@@ -1,4 +1,4 @@
-//! Audit mode against the real binary (SPEC §3 `enforcement`, issue 5 point 5): a namespace in
+//! Audit mode against the real binary (docs/configuration.md `enforcement`, issue 5 point 5): a namespace in
 //! `audit` is let through where the allowlist would deny, counted as `decision="audit"` with the
 //! reason that would have applied and logged; the address deny list still holds; an enforcing
 //! namespace is denied the same request; `explain` shows the mode.

@@ -1,4 +1,4 @@
-//! The offline commands of the real binary (SPEC §1): `check` accepts the repository's example
+//! The offline commands of the real binary (docs/cli.md): `check` accepts the repository's example
 //! `config/` with a per-namespace summary and rejects a broken directory with
 //! `FILE:LINE:COL: message` on stderr and exit 1; `explain` prints ALLOW with the matching
 //! `namespace/name` and file (exit 0) or DENY with the reason (exit 1), including the `--sni`

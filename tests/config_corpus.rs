@@ -3,13 +3,13 @@
 //!
 //! Proves: every accepted manifest of the vendored corpus `tests/corpus/serviceentries/` (a
 //! verbatim copy of `../shared/corpus/serviceentries/`, so the test runs on a clean clone) loads,
-//! except a short, documented list our SPEC deliberately rejects, each rejected with a message
+//! except a short, documented list the gateway deliberately rejects (docs/serviceentries.md), each rejected with a message
 //! naming the rule;
 //! every `invalid/` manifest is rejected with a `FILE:LINE:COL: message` whose line is inside the
 //! document and whose message names the rule of the file's `# rule:` header; `warning/` manifests
-//! load with warnings (except the partial wildcard, which the SPEC rejects); and strict keys,
+//! load with warnings (except the partial wildcard, which the gateway rejects); and strict keys,
 //! `kind: List`, skipped kinds, namespace folders, duplicate names and multi-document files
-//! behave as SPEC §2–4 say.
+//! behave as docs/configuration.md and docs/serviceentries.md say.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -25,7 +25,7 @@ const SHARED_CORPUS: &str = concat!(
     "/../shared/corpus/serviceentries"
 );
 
-/// Top-level corpus files Istio accepts but our SPEC (§4) rejects, and a keyword the error must
+/// Top-level corpus files Istio accepts but the gateway rejects (docs/serviceentries.md), and a keyword the error must
 /// contain.
 const DELIBERATELY_REJECTED: &[(&str, &str)] = &[
     // `hosts: ["*"]` in one of its documents: a bare `*` would allow every destination.
@@ -51,7 +51,7 @@ const DELIBERATELY_REJECTED: &[(&str, &str)] = &[
     ),
 ];
 
-/// `warning/` files our SPEC rejects (Istio only warns), with the keyword of the error.
+/// `warning/` files the gateway rejects (Istio only warns), with the keyword of the error.
 const WARNING_BUT_REJECTED: &[(&str, &str)] = &[(
     "validation-test__partial-wildcard-hosts.yaml",
     "wildcards are allowed only as the whole leftmost label",
@@ -329,7 +329,7 @@ fn every_accepted_corpus_manifest_loads_except_the_documented_ones() {
                 panic!("{name} should load:\n{}", render(&problems))
             }
             (Ok(_), Some(_)) => panic!(
-                "{name} loads now: remove it from DELIBERATELY_REJECTED (and check the SPEC)"
+                "{name} loads now: remove it from DELIBERATELY_REJECTED (and check docs/serviceentries.md)"
             ),
             (Err(problems), Some(keyword)) => assert_rejected_with(file, &problems, keyword),
         }

@@ -3,6 +3,9 @@
 //! accept both within a generous bound even in a debug build; the release figures (time and peak
 //! memory, before and after) are in `benches/README.md`.
 //!
+//! A large file where every document is refused must not take quadratic time either: each error
+//! is placed at its line through one index of the file, not one index per error.
+//!
 //! Set `EGRESS_LARGE_CONFIG_KEEP=DIR` to keep the generated config directories in `DIR/list` and
 //! `DIR/documents` for measuring a release build with `/usr/bin/time -v`.
 
@@ -107,4 +110,45 @@ fn assert_checks(name: &str, allowlist: String) {
 fn two_hundred_thousand_entries_in_one_file_check_as_a_list_and_as_documents() {
     assert_checks("list", list_file());
     assert_checks("documents", documents_file());
+}
+
+/// 20 000 documents, each with a misspelt key: 20 000 errors, each at its own line.
+#[test]
+fn twenty_thousand_refused_documents_are_each_placed_without_reindexing_the_file() {
+    const REFUSED: usize = 20_000;
+    let mut text = String::new();
+    for i in 0..REFUSED {
+        let _ = write!(
+            text,
+            "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: e{i}, namespace: ns1}}\nspec:\n  hosts: [api{i}.example.com]\n  portz: []\n"
+        );
+    }
+    let temp = tempfile::tempdir().expect("tempdir");
+    write_config(temp.path(), &text);
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_egress-gateway"))
+        .args(["check", "--config"])
+        .arg(temp.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run check");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("unknown field `portz`"))
+        .collect();
+    assert_eq!(errors.len(), REFUSED);
+    assert!(
+        errors[0].contains("all.yaml:7:3: spec.portz"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[REFUSED - 1].contains(&format!("all.yaml:{}:3: spec.portz", 7 * REFUSED)),
+        "{}",
+        errors[REFUSED - 1]
+    );
+    assert!(took < Duration::from_secs(60), "check took {took:?}");
 }

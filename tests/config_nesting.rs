@@ -3,7 +3,7 @@
 //! `- - - …`) made the position locator recurse until the stack overflowed: `check` aborted, a
 //! reload killed the running gateway, and start-up crash-looped. Now the file is refused with
 //! `FILE:LINE:COL` where the nesting crosses the limit, `check` exits 1, and a running gateway
-//! keeps serving its last good snapshot (SPEC §8).
+//! keeps serving its last good snapshot (docs/operations.md).
 
 mod common;
 

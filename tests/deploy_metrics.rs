@@ -464,7 +464,7 @@ spec:
     let _ = plain.read_to_end(&mut sink);
     drop(plain);
 
-    // A reload (SPEC §8: SIGHUP re-reads the config directory).
+    // A reload (docs/operations.md: SIGHUP re-reads the config directory).
     gateway.signal("HUP");
 
     // Accounting happens as connections close; poll for up to 5 s.

@@ -1,4 +1,4 @@
-//! Graceful drain of the real binary (SPEC §8, issue 5 point 7): on SIGTERM or SIGINT `/readyz`
+//! Graceful drain of the real binary (docs/operations.md, issue 5 point 7): on SIGTERM or SIGINT `/readyz`
 //! turns 503, the listeners stop accepting, an open tunnel may finish within `timeouts.drain` and
 //! the process then exits 0; a tunnel still open at the deadline is closed and logged.
 

@@ -663,7 +663,7 @@ async fn absolute_form_connections_leave_the_active_gauge_at_zero() {
     gw.wait_metric("egress_active_connections", &labels, |v| v == 0.0);
 }
 
-/// SPEC: HTTP ports get Host checks, inside CONNECT tunnels too. A request in a tunnel to
+/// docs/serviceentries.md: HTTP ports get Host checks, inside CONNECT tunnels too. A request in a tunnel to
 /// `web.test:80` that names another host is refused `403 host_mismatch` in the tunnel, the
 /// tunnel closes, and the origin never sees it; one naming the tunnel's host goes through.
 #[tokio::test(flavor = "multi_thread")]

@@ -1,4 +1,4 @@
-//! Per-tenant connection limits against the real binary (SPEC §3 `limits`, issue 5 point 4):
+//! Per-tenant connection limits against the real binary (docs/configuration.md `limits`, issue 5 point 4):
 //! a tenant at its cap is refused with `tenant_connection_limit` — `429` on the CONNECT
 //! listener, a TLS `access_denied` alert on the SNI listener — while another tenant keeps
 //! connecting, and a released slot can be taken again.

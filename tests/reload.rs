@@ -1,4 +1,4 @@
-//! Hot reload against the real binary (SPEC §8, issue 5 points 1–3): the config directory is
+//! Hot reload against the real binary (docs/operations.md, issue 5 points 1–3): the config directory is
 //! watched (editor saves, deletes, new folders, the kubelet's `..data` swap) and re-read on
 //! SIGHUP; a broken file keeps the previous snapshot serving; bursts are debounced; reloads never
 //! disturb open tunnels, and a removed entry stops new connections within a second.

@@ -1,4 +1,4 @@
-//! Slow and idle clients against the real binary (SPEC §3 `timeouts`, issue 5 point 6): 1000
+//! Slow and idle clients against the real binary (docs/configuration.md `timeouts`, issue 5 point 6): 1000
 //! connections trickling one byte per second into the `connect`, `sni` and `http` listeners are
 //! all closed at `timeouts.sniff` while a well-behaved tenant is served without delay, and the
 //! process's file descriptors and threads return to their baseline; idle tunnels close at

@@ -1,4 +1,4 @@
-//! The access log (SPEC §7): one JSON object per connection on stdout, written at close, through
+//! The access log (docs/access-log.md): one JSON object per connection on stdout, written at close, through
 //! a bounded buffer so that a stdout nobody reads never holds up a connection.
 
 use std::io::Write;

@@ -1,4 +1,4 @@
-//! The metrics catalog (SPEC §6): every name, unit and help text described once, and typed
+//! The metrics catalog (docs/metrics.md): every name, unit and help text described once, and typed
 //! recording functions, so no other module spells a metric name or a label.
 //!
 //! Label values come only from configuration and fixed sets: a host a client merely asked for

@@ -155,6 +155,20 @@ mod tests {
     }
 
     #[test]
+    fn a_state_dir_inside_the_allowlist_folder_is_refused() {
+        let config = tempfile::tempdir().expect("tempdir");
+        write(
+            &config.path().join(GATEWAY_FILE),
+            "listeners:\n  connect: {address: \"127.0.0.1:0\"}\nstate_dir: serviceentries/state\n",
+        );
+        fs::create_dir_all(config.path().join("serviceentries")).expect("mkdir");
+        let problems = super::super::load(config.path()).expect_err("refused");
+        let shown = problems[0].to_string();
+        assert!(shown.contains("gateway.yaml:3:1: state_dir"), "{shown}");
+        assert!(shown.contains("is inside serviceentries.dir"), "{shown}");
+    }
+
+    #[test]
     fn no_copy_means_no_sources() {
         let state = tempfile::tempdir().expect("tempdir");
         assert!(sources(state.path(), Path::new("/nonexistent")).is_none());

@@ -1,5 +1,5 @@
 //! The closed set of reasons a connection does not go out, shared by every stage and used as a
-//! metric label. Adding a variant is a contract change (SPEC §5).
+//! metric label. Adding a variant is a contract change (docs/deny-reasons.md).
 
 use std::fmt;
 
@@ -100,7 +100,7 @@ impl DenyReason {
         )
     }
 
-    /// The HTTP status a CONNECT client gets (SPEC §5).
+    /// The HTTP status a CONNECT client gets (docs/deny-reasons.md).
     pub const fn http_status(self) -> u16 {
         match self {
             Self::MalformedRequest => 400,

@@ -38,6 +38,11 @@ where
     F: Fn(SocketAddr) -> Fut,
     Fut: Future<Output = std::io::Result<T>> + Send + 'static,
 {
+    if let [addr] = candidates[..] {
+        // One address (an entry's STATIC endpoint, a one-answer name): nothing to race, so no
+        // task and no timer.
+        return connect(addr).await.map(|c| (c, addr)).map_err(Some);
+    }
     let mut queue = candidates.into_iter();
     let mut attempts = JoinSet::new();
     let mut last_error = None;

@@ -37,18 +37,21 @@ pub struct ReloadThread {
 
 impl ReloadThread {
     /// Starts the thread: `reload` runs for each batch of requests that arrived together,
-    /// `idle_work` about every second when none arrive.
+    /// `idle_work` about every second when none arrive. Returns once the thread runs at its
+    /// priority, so a gateway that reports ready has its reload thread in place.
     pub fn spawn(
         reload: impl Fn() + Send + 'static,
         idle_work: impl Fn() + Send + 'static,
     ) -> std::io::Result<Self> {
         let (requests, incoming) = mpsc::channel::<()>();
+        let (started, running) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("reload".into())
             .spawn(move || {
                 if let Err(err) = set_current_thread_priority(ThreadPriority::Min) {
                     tracing::warn!(error = ?err, "reload thread keeps the default CPU priority");
                 }
+                let _ = started.send(());
                 loop {
                     match incoming.recv_timeout(IDLE_WORK_EVERY) {
                         Ok(()) => {
@@ -63,6 +66,7 @@ impl ReloadThread {
                     idle_work();
                 }
             })?;
+        let _ = running.recv();
         Ok(Self { requests })
     }
 

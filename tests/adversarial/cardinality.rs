@@ -1,6 +1,6 @@
 //! Label cardinality as an attack: hosts, SNI names, Host headers and SPIFFE IDs a tenant
 //! merely asked for or presented never become metric label values, so a tenant spraying random
-//! names cannot grow `/metrics` (SPEC §6).
+//! names cannot grow `/metrics` (docs/metrics.md).
 
 use tokio::io::AsyncWriteExt;
 

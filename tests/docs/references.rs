@@ -67,7 +67,6 @@ fn readme_docs_config_and_benches_refer_only_to_the_repository() {
 }
 
 #[test]
-#[ignore = "until the integrator sweeps SPEC references (#15)"]
 fn sources_tests_deploy_and_ci_refer_only_to_the_repository() {
     let own = repo().join("tests/docs");
     // Tests may compare the vendored corpus with an outside copy when one is present.

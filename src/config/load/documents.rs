@@ -199,7 +199,7 @@ fn read_service_entry(
     sink: &mut Sink,
 ) {
     let Some(entry) =
-        deserialize_at::<ServiceEntry>(value, source.path, source.text, source.doc, prefix, sink)
+        deserialize_at::<ServiceEntry>(value, source.path, |at| source.at(at), prefix, sink)
     else {
         return;
     };

@@ -170,12 +170,27 @@ pub fn load_from(
     let gateway = sink.read(&gateway_path).and_then(|text| {
         shape_ok(&gateway_path, &text, &mut sink)?;
         let value = parse_single(&gateway_path, &text, &mut sink)?;
-        deserialize_at::<GatewayFile>(value, &gateway_path, &text, 0, "", &mut sink)
+        let locate = |at: &str| Locator::new(&text).find(0, at);
+        let typed = deserialize_at::<GatewayFile>(value, &gateway_path, locate, "", &mut sink)?;
+        Some((typed, text))
     });
-    let Some(mut gateway) = gateway else {
+    let Some((mut gateway, gateway_text)) = gateway else {
         return Err(sink.diagnostics);
     };
     resolve_paths(&mut gateway, dir);
+    if let Some(state_dir) = &gateway.state_dir {
+        let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        if canonical(state_dir).starts_with(canonical(&gateway.serviceentries.dir)) {
+            sink.push(Diagnostic::error(
+                &gateway_path,
+                Locator::new(&gateway_text).find(0, "state_dir"),
+                format!(
+                    "state_dir {} is inside serviceentries.dir: the copies kept there would be read as allowlists; put it outside",
+                    state_dir.display()
+                ),
+            ));
+        }
+    }
 
     let se_dir = sources
         .entries_from
@@ -310,7 +325,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Makes TLS and ServiceEntry paths relative to the config directory, as the SPEC says.
+/// Makes TLS and ServiceEntry paths relative to the config directory, as docs/configuration.md says.
 fn resolve_paths(gateway: &mut GatewayFile, dir: &Path) {
     gateway.serviceentries.dir = dir.join(&gateway.serviceentries.dir);
     gateway.state_dir = gateway.state_dir.as_ref().map(|state| dir.join(state));
@@ -377,11 +392,12 @@ fn syntax_error(path: &Path, err: &serde_yaml::Error) -> Diagnostic {
 }
 
 /// Deserialises `value` as `T`, reporting a failure at the exact field it names.
+/// `locate` maps a field path to its position; callers pass one that indexes the file once, however
+/// many of its documents fail.
 fn deserialize_at<T: DeserializeOwned>(
     value: Value,
     path: &Path,
-    text: &str,
-    doc: usize,
+    locate: impl FnOnce(&str) -> Option<Position>,
     prefix: &str,
     sink: &mut Sink,
 ) -> Option<T> {
@@ -391,7 +407,7 @@ fn deserialize_at<T: DeserializeOwned>(
             let field = err.path().to_string();
             let field = if field == "." { String::new() } else { field };
             let at = join_path(prefix, &field);
-            let position = Locator::new(text).find(doc, &at);
+            let position = locate(&at);
             let shown = if at.is_empty() { "document" } else { &at };
             sink.push(Diagnostic::error(
                 path,

@@ -215,7 +215,7 @@ const INVALID: &[(&str, &str, &str)] = &[
 ];
 
 /// Every file Istio accepts with a warning: (file, keyword of the expected warning). The partial
-/// wildcard case is refused here (SPEC §4), so its keyword is an error's.
+/// wildcard case is refused here (docs/serviceentries.md), so its keyword is an error's.
 const WARNING: &[(&str, &str)] = &[
     (
         "validation-test__discovery-type-dns-multi-hosts-set-with-ip-address-and-https-port.yaml",
@@ -261,7 +261,7 @@ const PARTIAL_WILDCARD: &str = "validation-test__partial-wildcard-hosts.yaml";
 /// Documents of the accepted corpus that this gateway refuses: (file, metadata.name, keyword of
 /// the error). All are Istio test fixtures that never go through istiod's `ValidateServiceEntry`
 /// (analyzer inputs, and a CRD-schema fixture Istio's webhook would only warn about): istiod would
-/// reject the first three too; the partial wildcard is refused by SPEC §4.
+/// reject the first three too; the partial wildcard is refused by docs/serviceentries.md.
 const ACCEPTED_BUT_REFUSED: &[(&str, &str, &str)] = &[
     (
         "istio__pkg__config__analysis__analyzers__testdata__authorizationpolicies.yaml",

@@ -1,4 +1,4 @@
-//! Tests against the corpus of real Istio manifests (tests/corpus/serviceentries, copied unchanged from ../shared/corpus) plus
+//! Tests against the corpus of real Istio manifests (tests/corpus/serviceentries, copied unchanged; see tests/corpus/README.md) plus
 //! focused cases for rules the corpus does not reach.
 //!
 //! This file holds the shared helpers: checking one document into an [`Outcome`], and walking
