@@ -48,8 +48,9 @@ pub async fn serve<S>(
     {
         // Absolute-form proxying: the HTTP front end parses and plans every request itself, on
         // this connection's tenant.
+        // Boxed: the HTTP server's state would otherwise sit in every CONNECT tunnel's task.
         let replay = Rewind::new(buf.freeze(), client);
-        return forward::serve(ctx, replay, peer, listener, tenant, HTTP_PORT).await;
+        return Box::pin(forward::serve(ctx, replay, peer, listener, tenant, HTTP_PORT)).await;
     }
     let mut record = ctx.record(listener, peer, &tenant);
     let (target, head_len) = match request {
@@ -122,8 +123,9 @@ pub(super) async fn tunnel<S: ClientIo>(
             }
         }
         Obligation::Host(_) => {
+            // Boxed, like the absolute-form server: only tunnels to HTTP ports pay for its state.
             let client = Rewind::new(early.freeze(), client);
-            return tunnel_http::serve(ctx, plan, client, upstream, record).await;
+            return Box::pin(tunnel_http::serve(ctx, plan, client, upstream, record)).await;
         }
     }
     ctx.splice(snapshot, client, upstream, early, &mut record)
