@@ -21,7 +21,7 @@ impl TransparentPort {
     /// The port the tenant dialled: the original destination's when the connection was
     /// redirected, else `default_port`. One `getsockopt`, no other syscall.
     pub fn destination_port<S: AsFd>(&self, socket: &S) -> u16 {
-        original_destination(socket)
+        original_destination(socket, self.bound.is_ipv6())
             .filter(|original| self.redirected(*original))
             .map_or(self.default_port, |original| original.port())
     }
@@ -37,13 +37,17 @@ impl TransparentPort {
     }
 }
 
-/// The pre-NAT destination of `socket` (`None` without a conntrack entry). An IPv6 socket has
-/// no IPv4 answer, so it costs a second `getsockopt`; IPv4 sockets stay at one.
-fn original_destination<S: AsFd>(socket: &S) -> Option<SocketAddr> {
+/// The pre-NAT destination of `socket` (`None` without a conntrack entry). A socket of an IPv6
+/// (or dual-stack) listener may have only an IPv6 answer, so it costs a second `getsockopt`;
+/// sockets of IPv4 listeners stay at one, redirected or not.
+fn original_destination<S: AsFd>(socket: &S, ipv6_listener: bool) -> Option<SocketAddr> {
     if let Ok(raw) = getsockopt(socket, sockopt::OriginalDst) {
         let ip = Ipv4Addr::from(u32::from_be(raw.sin_addr.s_addr));
         let port = u16::from_be(raw.sin_port);
         return Some(SocketAddr::V4(SocketAddrV4::new(ip, port)));
+    }
+    if !ipv6_listener {
+        return None;
     }
     let raw = getsockopt(socket, sockopt::Ip6tOriginalDst).ok()?;
     let ip = Ipv6Addr::from(raw.sin6_addr.s6_addr);
