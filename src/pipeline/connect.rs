@@ -50,7 +50,10 @@ pub async fn serve<S>(
         // this connection's tenant.
         // Boxed: the HTTP server's state would otherwise sit in every CONNECT tunnel's task.
         let replay = Rewind::new(buf.freeze(), client);
-        return Box::pin(forward::serve(ctx, replay, peer, listener, tenant, HTTP_PORT)).await;
+        return Box::pin(forward::serve(
+            ctx, replay, peer, listener, tenant, HTTP_PORT,
+        ))
+        .await;
     }
     let mut record = ctx.record(listener, peer, &tenant);
     let (target, head_len) = match request {
@@ -92,7 +95,7 @@ pub async fn serve<S>(
         return;
     }
     buf.advance(head_len);
-    tunnel(&ctx, &snapshot, &plan, client, upstream, buf, record).await;
+    tunnel(&ctx, &snapshot, &plan, client, upstream, buf, &mut record).await;
 }
 
 /// Runs an opened tunnel: checks what the plan still requires of its first bytes (the SNI of a
@@ -105,13 +108,13 @@ pub(super) async fn tunnel<S: ClientIo>(
     mut client: S,
     upstream: TcpStream,
     mut early: BytesMut,
-    mut record: ConnectionRecord,
+    record: &mut ConnectionRecord,
 ) {
     match &plan.obligation {
         Obligation::None => {}
         Obligation::Sni(_) => {
             let verdict = match ctx
-                .read_hello(&mut client, &mut early, snapshot, &mut record)
+                .read_hello(&mut client, &mut early, snapshot, record)
                 .await
             {
                 Ok(hello) => plan.after_hello(&hello),
@@ -128,8 +131,7 @@ pub(super) async fn tunnel<S: ClientIo>(
             return Box::pin(tunnel_http::serve(ctx, plan, client, upstream, record)).await;
         }
     }
-    ctx.splice(snapshot, client, upstream, early, &mut record)
-        .await;
+    ctx.splice(snapshot, client, upstream, early, record).await;
 }
 
 /// Reads until a complete head, within `timeouts.sniff` and `limits.max_request_head_bytes`.

@@ -194,7 +194,7 @@ async fn stream(
         client,
         upstream,
         BytesMut::new(),
-        record,
+        &mut record,
     )
     .await;
 }

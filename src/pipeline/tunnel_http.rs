@@ -30,7 +30,7 @@ pub async fn serve<I>(
     plan: &Plan<'_>,
     client: I,
     upstream: TcpStream,
-    record: ConnectionRecord,
+    record: &mut ConnectionRecord,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -99,8 +99,8 @@ pub async fn serve<I>(
     });
 }
 
-fn lock(
-    record: &std::sync::Mutex<ConnectionRecord>,
-) -> std::sync::MutexGuard<'_, ConnectionRecord> {
+fn lock<'m, 'r>(
+    record: &'m std::sync::Mutex<&'r mut ConnectionRecord>,
+) -> std::sync::MutexGuard<'m, &'r mut ConnectionRecord> {
     record.lock().unwrap_or_else(|e| e.into_inner())
 }
