@@ -12,13 +12,17 @@ use serde::Serialize;
 use super::visibility::Views;
 use crate::config::serviceentry::ServiceEntrySpec;
 use crate::config::{LoadedConfig, SourcedEntry};
-use crate::decide::{Inspection, Verdict};
-use crate::names::{Host, HostPattern, Hostname, Target};
+use crate::decide::Inspection;
+use crate::names::{Host, HostPattern, Hostname, Namespace, Target};
+use crate::plan::{self, Ask, Listener, Tenant, Verdict};
 use crate::snapshot::Snapshot;
 
 /// The pseudo-namespace standing for every namespace the trees do not name: it sees only the
 /// entries exported to `*`.
 pub const EVERY_OTHER_NAMESPACE: &str = "*";
+
+/// The namespace that plays `*` (like the probe label, a name no real tree is expected to use).
+const PROBE_NAMESPACE: &str = "plan-probe-namespace";
 
 /// The label put in front of a wildcard's suffix to ask the policy about "some name under it".
 const PROBE_LABEL: &str = "plan-probe-name";
@@ -237,29 +241,40 @@ pub fn diff(base: &Tree, head: &Tree) -> BTreeMap<String, ExposureChange> {
     changes
 }
 
-/// The protocol and allowing entry (those of the first target) when entries of `namespace`'s
-/// allowlist match every one of `targets`.
+/// The protocol and allowing entry (those of the first target) when `namespace`'s `CONNECT`s to
+/// every one of `targets` are allowed, asked of the planner exactly as the connect listener asks.
 fn reach(
     snapshot: &Snapshot,
     namespace: &str,
     targets: &[Target],
 ) -> Option<(&'static str, String)> {
+    let tenant = Tenant::assumed(probe_namespace(namespace)?);
     let mut first = None;
     for target in targets {
-        let decision = snapshot.policy.decide(namespace, target);
-        if decision.verdict != Verdict::Allow {
+        let plan = plan::plan(snapshot, &tenant, Listener::Connect, &Ask::Connect(target));
+        if plan.decision.verdict != Verdict::Allow {
             return None;
         }
         if first.is_none() {
-            let protocol = match decision.inspection() {
+            let protocol = match plan.decision.inspection() {
                 Inspection::Sni => "TLS",
                 Inspection::HostHeader => "HTTP",
                 Inspection::Opaque => "TCP",
             };
-            first = Some((protocol, decision.rule?.label.to_string()));
+            first = Some((protocol, plan.decision.rule?.label.to_string()));
         }
     }
     first
+}
+
+/// The tenant a namespace key stands for; `*` (every other namespace) is played by a namespace
+/// no tree names, since it sees exactly what such a namespace sees.
+fn probe_namespace(namespace: &str) -> Option<Namespace> {
+    let name = match namespace {
+        EVERY_OTHER_NAMESPACE => PROBE_NAMESPACE,
+        named => named,
+    };
+    Namespace::parse(name).ok()
 }
 
 /// `namespace/name`.
