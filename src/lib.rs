@@ -16,6 +16,7 @@ pub mod dial;
 pub mod identify;
 pub mod limit;
 pub mod names;
+pub mod observed;
 pub mod pace;
 pub mod pipeline;
 pub mod plan;

@@ -87,8 +87,13 @@ enum Command {
         /// Output: Markdown for a pull-request comment, or JSON.
         #[arg(long, value_enum, default_value_t = policy_diff::Format::Markdown)]
         format: policy_diff::Format,
-        /// Exit 1 when any risk is found (risk), anything is closed (close), or anything
-        /// changes at all (any); without it, a valid pair of trees always exits 0.
+        /// The gateway's JSON access log (plain or gzip; repeat or list several): every flow in
+        /// it is replayed against both trees, and the flows whose outcome flips are reported.
+        #[arg(long, num_args = 1..)]
+        access_log: Vec<PathBuf>,
+        /// Exit 1 when any risk is found (risk), anything is closed (close), anything changes at
+        /// all (any), or a replayed flow base lets through is denied by head (break, needs
+        /// --access-log); without it, a valid pair of trees always exits 0.
         #[arg(long, value_enum)]
         fail_on: Option<policy_diff::FailOn>,
     },
@@ -124,9 +129,10 @@ fn main() -> ExitCode {
         Command::Plan {
             base,
             head,
+            access_log,
             format,
             fail_on,
-        } => policy_diff::run(&base, &head, format, fail_on),
+        } => policy_diff::run(&base, &head, &access_log, format, fail_on),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

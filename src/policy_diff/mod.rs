@@ -5,15 +5,17 @@
 pub mod exposure;
 pub mod redundancy;
 pub mod render;
+pub mod replay;
 pub mod risk;
 pub mod visibility;
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::app;
+use crate::observed::Observed;
 use exposure::{Exposure, Tree};
 use redundancy::Redundant;
 use risk::Risk;
@@ -43,6 +45,8 @@ pub enum FailOn {
     Close,
     /// Anything is opened or closed, or any risk is found.
     Any,
+    /// A flow of the `--access-log` replay that base lets through is denied by head.
+    Break,
 }
 
 /// The whole plan: what `--format json` prints.
@@ -54,6 +58,9 @@ pub struct Report {
     pub gateway_risks: Vec<Risk>,
     /// Every namespace with a change, by name; `*` stands for namespaces neither tree names.
     pub namespaces: Vec<NamespacePlan>,
+    /// The `--access-log` replay, when logs were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<replay::Replay>,
 }
 
 /// Totals.
@@ -86,12 +93,27 @@ pub struct NamespacePlan {
     pub redundant: Vec<Redundant>,
 }
 
-/// Runs `plan`: loads both trees as `check` does, prints the plan, returns the exit code.
-pub fn run(base: &Path, head: &Path, format: Format, fail_on: Option<FailOn>) -> i32 {
+/// Runs `plan`: loads both trees as `check` does, replays `access_logs` against both, prints the
+/// plan, returns the exit code.
+pub fn run(
+    base: &Path,
+    head: &Path,
+    access_logs: &[PathBuf],
+    format: Format,
+    fail_on: Option<FailOn>,
+) -> i32 {
+    if fail_on == Some(FailOn::Break) && access_logs.is_empty() {
+        eprintln!("--fail-on break needs --access-log: breaks are found by replaying a log");
+        return EXIT_INVALID;
+    }
     let (Some(base), Some(head)) = (load(base), load(head)) else {
         return EXIT_INVALID;
     };
-    let report = plan(&base, &head);
+    let mut report = plan(&base, &head);
+    if !access_logs.is_empty() {
+        let observed = Observed::read(access_logs);
+        report.replay = Some(replay::replay_flows(&base, &head, observed));
+    }
     let text = match format {
         Format::Markdown => render::markdown(&report),
         Format::Json => render::json(&report) + "\n",
@@ -102,19 +124,21 @@ pub fn run(base: &Path, head: &Path, format: Format, fail_on: Option<FailOn>) ->
             eprintln!("cannot write the plan: {err}");
         }
     }
-    if fail_on.is_some_and(|condition| holds(condition, &report.summary)) {
+    if fail_on.is_some_and(|condition| holds(condition, &report)) {
         EXIT_FAILED_CONDITION
     } else {
         EXIT_OK
     }
 }
 
-/// Whether `condition` holds for a plan with these totals.
-pub fn holds(condition: FailOn, summary: &Summary) -> bool {
+/// Whether `condition` holds for a plan.
+pub fn holds(condition: FailOn, report: &Report) -> bool {
+    let summary = &report.summary;
     match condition {
         FailOn::Risk => summary.risks > 0,
         FailOn::Close => summary.closed > 0,
         FailOn::Any => summary.opened + summary.closed + summary.risks > 0,
+        FailOn::Break => report.replay.as_ref().is_some_and(|r| !r.breaks.is_empty()),
     }
 }
 
@@ -178,5 +202,6 @@ pub fn plan(base: &Tree, head: &Tree) -> Report {
         summary,
         gateway_risks,
         namespaces,
+        replay: None,
     }
 }
