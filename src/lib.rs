@@ -26,4 +26,5 @@ pub mod reload;
 pub mod snapshot;
 pub mod sniff;
 pub mod splice;
+pub mod suggest;
 pub mod tls;

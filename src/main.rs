@@ -1,12 +1,12 @@
 //! Command-line entry point: parses arguments, sets up logging and the runtime, and hands over to
-//! `app` (serve), `cli` (check, explain) or `policy_diff` (plan).
+//! `app` (serve), `cli` (check, explain), `policy_diff` (plan) or `suggest`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use egress_gateway::plan::Listener;
-use egress_gateway::{app, busy_poll, cli, config, policy_diff};
+use egress_gateway::{app, busy_poll, cli, config, policy_diff, suggest};
 use tracing_subscriber::EnvFilter;
 
 /// The single way out of a multi-tenant cluster: per-namespace ServiceEntry allowlists for
@@ -97,6 +97,31 @@ enum Command {
         #[arg(long, value_enum)]
         fail_on: Option<policy_diff::FailOn>,
     },
+    /// Write ServiceEntry files for what the access log shows was denied as not allowlisted (or
+    /// let through only by audit mode), and list the entries no allowed flow matched.
+    ///
+    /// One folder per namespace, one file per registrable domain (Public Suffix List), each with
+    /// its evidence in a comment; names collapse to `*.suffix` only with --wildcard-min distinct
+    /// names under it, never at or above a public suffix. Exit status: 0 when the files are
+    /// written, 2 when --config, --namespace or --out is unusable.
+    Suggest {
+        /// The gateway's JSON access log (plain or gzip; repeat or list several).
+        #[arg(long, num_args = 1.., required = true)]
+        access_log: Vec<PathBuf>,
+        /// Only suggest for this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Directory the files are written under, as <namespace>/<domain>.yaml.
+        #[arg(long, default_value = "suggested")]
+        out: PathBuf,
+        /// The current config directory: what it allows is not suggested, and its entries that
+        /// matched no allowed flow are listed as pruning candidates.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Distinct names seen under a suffix before it is suggested as `*.suffix`.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(2..))]
+        wildcard_min: u16,
+    },
 }
 
 fn main() -> ExitCode {
@@ -133,6 +158,19 @@ fn main() -> ExitCode {
             format,
             fail_on,
         } => policy_diff::run(&base, &head, &access_log, format, fail_on),
+        Command::Suggest {
+            access_log,
+            namespace,
+            out,
+            config,
+            wildcard_min,
+        } => suggest::run(&suggest::Options {
+            access_logs: access_log,
+            namespace,
+            out,
+            config,
+            wildcard_min: usize::from(wildcard_min),
+        }),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

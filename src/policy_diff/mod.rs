@@ -143,8 +143,8 @@ pub fn holds(condition: FailOn, report: &Report) -> bool {
 }
 
 /// Loads and compiles `dir` on the path `check` takes, printing its problems the way `check`
-/// does when it is invalid.
-fn load(dir: &Path) -> Option<Tree> {
+/// does when it is invalid (`suggest --config` loads its tree here too).
+pub fn load(dir: &Path) -> Option<Tree> {
     match app::load(dir, 1) {
         Ok((loaded, snapshot)) => Some(Tree { loaded, snapshot }),
         Err(problems) => {
