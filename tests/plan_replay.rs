@@ -7,11 +7,10 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{entry_yaml, ConfigDir};
+use common::{entry_yaml, line, write_gzip, write_plain, ConfigDir};
 use serde_json::{json, Value};
 
 /// A tree with app1's entries; `gateway_extra` is appended to gateway.yaml.
@@ -29,46 +28,6 @@ const TLS_443: &str = "  ports: [{number: 443, name: tls, protocol: TLS}]\n";
 
 fn spec(hosts: &str, ports: &str) -> String {
     format!("  hosts: [{hosts}]\n{ports}")
-}
-
-/// One access-log line as the gateway writes it, from `TS LISTENER NAMESPACE HOST PORT DECISION`
-/// (a deny is `not_allowlisted`; port 443 carries the host as SNI).
-fn line(fields: &str) -> String {
-    let [ts, listener, namespace, host, port, decision] = fields
-        .split(' ')
-        .collect::<Vec<_>>()
-        .try_into()
-        .expect("six fields");
-    let port: u16 = port.parse().expect("port");
-    let reason = if decision == "deny" {
-        "not_allowlisted"
-    } else {
-        "none"
-    };
-    json!({
-        "ts": ts, "listener": listener, "namespace": namespace, "identity": "10.0.0.7",
-        "src": "10.0.0.7:40000", "host": host, "port": port,
-        "sni": if port == 443 { Some(host) } else { None },
-        "decision": decision, "reason": reason, "service_entry": null, "upstream": null,
-        "parent": null, "bytes_egress": 0, "bytes_ingress": 0, "duration_ms": 1
-    })
-    .to_string()
-}
-
-fn write_plain(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, lines.join("\n") + "\n").expect("write log");
-    path
-}
-
-fn write_gzip(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
-    let path = dir.join(name);
-    let file = std::fs::File::create(&path).expect("create log");
-    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-    gz.write_all((lines.join("\n") + "\n").as_bytes())
-        .expect("gzip");
-    gz.finish().expect("finish gzip");
-    path
 }
 
 fn plan(base: &ConfigDir, head: &ConfigDir, logs: &[&Path], extra: &[&str]) -> Output {

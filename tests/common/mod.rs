@@ -5,10 +5,11 @@
 //! This file holds the [`Gateway`] process harness (start, addresses, logs, signals) and the
 //! config-dir helpers; local servers live in `servers`, client helpers in `clients`, metric
 //! polling in `metrics` and `/proc` probes in `process`. Everything is re-exported here so tests
-//! call `common::name(...)`.
+//! call `common::name(...)`; access-log files for the replay and suggest tests are made in `logs`.
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
 mod clients;
+mod logs;
 mod metrics;
 pub mod mtls;
 pub mod pki;
@@ -20,6 +21,8 @@ pub mod tunnel;
 // Each test crate uses a different part, so some of these re-exports go unused in each.
 #[allow(unused_imports)]
 pub use clients::*;
+#[allow(unused_imports)]
+pub use logs::*;
 #[allow(unused_imports)]
 pub use metrics::*;
 #[allow(unused_imports)]
