@@ -22,6 +22,7 @@
 //! | `defects` | issue 14 defects #10 (ECH) and #12 (bare LF then CL+TE) on their own |
 //! | `config_side` | config-side attempts: deep nesting, alias bombs, symlinks out of the tree, a folder granting another namespace, `exportTo` tricks |
 //! | `dns_answers` | DNS answers in every forbidden class (and wrapped in NAT64, 6to4, Teredo), inside a loopback-only network namespace |
+//! | `suggest_log` | hostile access-log lines fed to `suggest`: YAML and newline injection, `*.com`, public suffixes with many children, IP literals, huge lines, invalid UTF-8, namespaces that would escape `--out` |
 //! | `explain_agrees` | `explain` and `run` give the same verdict and reason for every expressible attack |
 
 #[path = "../common/mod.rs"]
@@ -47,4 +48,5 @@ mod pki;
 mod slot_leaks;
 mod smuggling;
 mod sni_tricks;
+mod suggest_log;
 mod tunnel_tricks;
