@@ -82,7 +82,7 @@ impl Diagnostics {
 pub struct Observed {
     /// Distinct flows.
     pub flows: HashMap<Flow, Seen>,
-    /// `namespace/name` of every entry that let a connection through (`allow` or `audit`).
+    /// `namespace/name` of every entry that allowed a connection (`allow` lines).
     pub entries_used: BTreeSet<Box<str>>,
     /// What was read and skipped.
     pub diagnostics: Diagnostics,
@@ -165,7 +165,7 @@ impl Observed {
             self.diagnostics.note(file, number, &problem);
             return;
         }
-        if parsed.decision != "deny" {
+        if parsed.decision == "allow" {
             if let Some(entry) = &parsed.service_entry {
                 if !self.entries_used.contains(entry.as_ref()) {
                     self.entries_used.insert(entry.as_ref().into());

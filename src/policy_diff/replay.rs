@@ -3,10 +3,8 @@
 //! after) and what it unlocks (denied before, let through after), with how often and when they
 //! were last seen.
 
-use std::fmt::Write as _;
-use std::time::SystemTime;
-
 use serde::Serialize;
+use std::fmt::Write as _;
 
 use super::exposure::Tree;
 use crate::account::access_log::rfc3339;
@@ -114,18 +112,14 @@ fn flip(flow: &Flow, seen: &Seen, base: &Replayed, head: &Replayed, entry: Optio
         port: flow.port,
         sni: flow.sni.as_deref().map(str::to_owned),
         count: seen.count,
-        first_seen: time(seen.first),
-        last_seen: time(seen.last),
+        first_seen: rfc3339(seen.first),
+        last_seen: rfc3339(seen.last),
         base: base.verdict.label(),
         base_reason: base.verdict.reason_label(),
         head: head.verdict.label(),
         head_reason: head.verdict.reason_label(),
         entry,
     }
-}
-
-fn time(at: SystemTime) -> String {
-    rfc3339(at)
 }
 
 fn key(f: &Flip) -> (&str, &str, u16, &str, Option<&str>) {
@@ -201,5 +195,15 @@ fn table(out: &mut String, title: &str, flips: &[Flip]) {
                 .as_deref()
                 .map_or("-".to_owned(), |e| format!("`{e}`")),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_text_cannot_break_out_of_a_table_cell() {
+        assert_eq!(cell("a|b`c\nd"), "a\\|b'c?d");
     }
 }
