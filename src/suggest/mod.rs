@@ -72,45 +72,53 @@ pub fn run(options: &Options) -> i32 {
     }
     let mut left = Left::default();
     let wanted = wanted(&observed, only.as_ref(), current.as_ref(), &mut left);
-    let mut written = Vec::new();
-    for (namespace, domains) in &wanted {
-        let mut taken = current
-            .as_ref()
-            .map(|t| names_in(t, namespace))
-            .unwrap_or_default();
-        for (domain, names) in domains {
-            let ports = names
-                .iter()
-                .map(|(n, w)| (n.clone(), w.ports.clone()))
-                .collect();
-            let destinations: Vec<write::Evidenced<'_>> =
-                group::collapse(domain, &ports, options.wildcard_min)
-                    .into_iter()
-                    .map(|d| {
-                        let flows = d
-                            .names
-                            .iter()
-                            .flat_map(|n| names[n].flows.iter().copied())
-                            .collect();
-                        (d, flows)
-                    })
-                    .collect();
-            match write::render(namespace, domain, &destinations, &mut taken)
-                .and_then(|file| save(&options.out, file))
-            {
-                Ok(file) => written.push(file),
-                Err(message) => {
-                    eprintln!("{message}");
-                    return 2;
-                }
-            }
+    let written = match write_all(&wanted, current.as_ref(), options) {
+        Ok(written) => written,
+        Err(message) => {
+            eprintln!("{message}");
+            return 2;
         }
-    }
+    };
     print!("{}", report(&observed, &left, &written, options));
     if let Some(tree) = &current {
         print!("{}", prune(tree, &observed, only.as_ref()));
     }
     0
+}
+
+/// Collapses each (namespace, domain) group into destinations and writes its file.
+fn write_all(
+    wanted: &Wanted<'_>,
+    current: Option<&Tree>,
+    options: &Options,
+) -> Result<Vec<write::File>, String> {
+    let mut written = Vec::new();
+    for (namespace, domains) in wanted {
+        let mut taken = current
+            .map(|tree| names_in(tree, namespace))
+            .unwrap_or_default();
+        for (domain, names) in domains {
+            let ports = names
+                .iter()
+                .map(|(name, want)| (name.clone(), want.ports.clone()))
+                .collect();
+            let destinations: Vec<write::Evidenced<'_>> =
+                group::collapse(domain, &ports, options.wildcard_min)
+                    .into_iter()
+                    .map(|destination| {
+                        let flows = destination
+                            .names
+                            .iter()
+                            .flat_map(|name| names[name].flows.iter().copied())
+                            .collect();
+                        (destination, flows)
+                    })
+                    .collect();
+            let file = write::render(namespace, domain, &destinations, &mut taken)?;
+            written.push(save(&options.out, file)?);
+        }
+    }
+    Ok(written)
 }
 
 /// The flows to suggest for, by namespace, registrable domain and name.
