@@ -3,6 +3,8 @@
 //! A connection flows one way through the modules: `accept` → `identify` → `sniff` → `decide` →
 //! `dial` → `splice` → `account`, sequenced by `pipeline`. Beside it runs the side input
 //! `config` → `snapshot` (compile), swapped atomically on reload.
+//! The offline commands decide through the same planner: `cli` (check, explain), `policy_diff`
+//! (plan), `observed` (the access log read back, for replay) and `suggest`.
 
 pub mod accept;
 pub mod account;
