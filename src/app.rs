@@ -238,13 +238,11 @@ fn start_config(dir: &Path, caches: &mut LoadCaches) -> anyhow::Result<Start> {
         }
         Err(problems) => problems,
     };
-    for problem in &problems {
-        tracing::error!("{problem}");
-    }
+    log_problems(&problems);
     let invalid = format!(
-        "config in {} is invalid ({} problems)",
+        "config in {} is invalid ({} errors)",
         dir.display(),
-        problems.len()
+        problems.iter().filter(|p| p.is_error()).count()
     );
     let Some(state_dir) = config::load::read_state_dir(dir) else {
         anyhow::bail!(invalid);
@@ -268,9 +266,7 @@ fn start_config(dir: &Path, caches: &mut LoadCaches) -> anyhow::Result<Start> {
             })
         }
         Err(copy_problems) => {
-            for problem in &copy_problems {
-                tracing::error!("{problem}");
-            }
+            log_problems(&copy_problems);
             anyhow::bail!(
                 "{invalid}, and so is the last good copy in {}",
                 state_dir.display()
@@ -282,6 +278,18 @@ fn start_config(dir: &Path, caches: &mut LoadCaches) -> anyhow::Result<Start> {
 /// Copies the inputs of `loaded` to its `state_dir` (if it has one) unless they are the
 /// `persisted` ones; returns what the state dir now holds. A failed copy is logged and leaves the
 /// previous one.
+/// Logs a failed load's findings at their own level: the warnings that came with the errors are
+/// not errors themselves.
+fn log_problems(problems: &[Diagnostic]) {
+    for problem in problems {
+        if problem.is_error() {
+            tracing::error!("{problem}");
+        } else {
+            tracing::warn!("{problem}");
+        }
+    }
+}
+
 fn persist_last_good(loaded: &LoadedConfig, persisted: &[FileDigest]) -> Vec<FileDigest> {
     let Some(state_dir) = &loaded.gateway.state_dir else {
         return Vec::new();
@@ -401,12 +409,10 @@ impl Reloader {
                 true
             }
             Err(problems) => {
-                for problem in &problems {
-                    tracing::error!("{problem}");
-                }
+                log_problems(&problems);
                 metrics::config_failed();
                 tracing::error!(
-                    problems = problems.len(),
+                    errors = problems.iter().filter(|p| p.is_error()).count(),
                     "config reload failed: keeping the previous config"
                 );
                 false

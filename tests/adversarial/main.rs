@@ -22,6 +22,7 @@
 //! | `defects` | issue 14 defects #10 (ECH) and #12 (bare LF then CL+TE) on their own |
 //! | `config_side` | config-side attempts: deep nesting, alias bombs, symlinks out of the tree, a folder granting another namespace, `exportTo` tricks |
 //! | `dns_answers` | DNS answers in every forbidden class (and wrapped in NAT64, 6to4, Teredo), inside a loopback-only network namespace |
+//! | `parent_tricks` | a hostile or broken TLS parent proxy: endless heads, redirects, silence, early close, `407`, bytes behind its `200`, plaintext where TLS was configured |
 //! | `explain_agrees` | `explain` and `run` give the same verdict and reason for every expressible attack |
 
 #[path = "../common/mod.rs"]
@@ -43,6 +44,7 @@ mod h2_world;
 mod hello;
 mod mtls_identity;
 mod origin;
+mod parent_tricks;
 mod pki;
 mod slot_leaks;
 mod smuggling;

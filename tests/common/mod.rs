@@ -14,6 +14,7 @@ pub mod mtls;
 pub mod pki;
 mod process;
 mod servers;
+pub mod squid;
 pub mod tls_origin;
 pub mod tunnel;
 
@@ -116,6 +117,16 @@ pub fn static_entry(
 /// two spaces per line by the caller.
 pub fn entry_yaml(name: &str, spec: &str) -> String {
     format!("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}}}\nspec:\n{spec}")
+}
+
+/// Runs the CLI with `args` and `--config dir`, as an operator would.
+pub fn cli(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_egress-gateway"))
+        .args(args)
+        .arg("--config")
+        .arg(dir)
+        .output()
+        .expect("run the CLI")
 }
 
 /// A gateway.yaml with the transparent `sni` (port 443) and `http` (port 80) listeners, the

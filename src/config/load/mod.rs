@@ -345,6 +345,9 @@ fn resolve_paths(gateway: &mut GatewayFile, dir: &Path) {
         if let Some(file) = parent.credentials_file.as_mut() {
             *file = dir.join(&*file);
         }
+        if let Some(tls) = parent.tls.as_mut() {
+            tls.ca_file = dir.join(&tls.ca_file);
+        }
     }
 }
 
