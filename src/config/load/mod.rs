@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use super::diagnostic::Diagnostic;
 use super::gateway::{GatewayFile, Runtime};
 use super::locate::{Locator, Position};
-use super::serviceentry::ServiceEntry;
+use super::serviceentry::{EntryAnnotations, ServiceEntry};
 use super::shape;
 use crate::names::Namespace;
 use crate::pace::Pacer;
@@ -66,6 +66,9 @@ pub struct SourcedEntry {
     pub origin: DocumentOrigin,
     /// The entry as written.
     pub entry: ServiceEntry,
+    /// Its `egress-gateway.io/*` annotations (expiry, owner, ticket), parsed once; shared with
+    /// every compiled rule of the entry, so an allowed connection's record points at them.
+    pub annotations: Option<Arc<EntryAnnotations>>,
 }
 
 /// Where in its file an entry was written, cheap to keep; turned into a line only when needed.
