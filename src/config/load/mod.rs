@@ -100,6 +100,18 @@ impl EntryPositions {
         let locator = self.files.get(&entry.file)?.as_ref()?;
         locator.find(entry.origin.doc, &entry.origin.path)
     }
+
+    /// The line and column of `field` (a path inside the entry, like `metadata.name`), or of
+    /// its nearest written parent.
+    pub fn of_field(&mut self, entry: &SourcedEntry, field: &str) -> Option<Position> {
+        self.of(entry)?;
+        let locator = self.files.get(&entry.file)?.as_ref()?;
+        let path = match entry.origin.path.as_str() {
+            "" => field.to_owned(),
+            item => format!("{item}.{field}"),
+        };
+        locator.find(entry.origin.doc, &path)
+    }
 }
 
 /// A file that was read, and its SHA-256.

@@ -124,13 +124,30 @@ impl EntryAnnotations {
         self.expires.as_ref().is_some_and(|e| e.at <= now)
     }
 
-    /// `owner X, ticket Y` as far as they are known, for messages; empty when neither is.
+    /// `owner "X", ticket "Y"` as far as they are known, for messages; empty when neither is.
     pub fn who(&self) -> String {
-        let parts: Vec<String> = [("owner", &self.owner), ("ticket", &self.ticket)]
+        self.parts(false)
+    }
+
+    /// `expires T, owner "X", ticket "Y"` as far as they are known, for `explain`.
+    pub fn describe(&self) -> String {
+        self.parts(true)
+    }
+
+    fn parts(&self, with_expiry: bool) -> String {
+        let expires = self
+            .expires
+            .as_ref()
+            .filter(|_| with_expiry)
+            .map(|e| format!("expires {}", e.written));
+        let text = [("owner", &self.owner), ("ticket", &self.ticket)]
             .into_iter()
-            .filter_map(|(label, value)| Some(format!("{label} {:?}", value.as_deref()?)))
-            .collect();
-        parts.join(", ")
+            .filter_map(|(label, value)| Some(format!("{label} {:?}", value.as_deref()?)));
+        expires
+            .into_iter()
+            .chain(text)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
