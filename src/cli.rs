@@ -233,6 +233,9 @@ fn print_plan(plan: &Plan<'_>, verdict: Verdict, who: &str, request: &ExplainReq
             return;
         }
     }
+    if let Some(annotations) = plan.decision.rule.and_then(|r| r.annotations.as_deref()) {
+        println!("  entry: {}", annotations.describe());
+    }
     match &plan.obligation {
         Obligation::None => {}
         Obligation::Sni(name) if request.sni.is_empty() => {

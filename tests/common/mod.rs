@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
 mod clients;
+mod expiry;
 mod metrics;
 pub mod mtls;
 pub mod pki;
@@ -21,6 +22,8 @@ pub mod tunnel;
 // Each test crate uses a different part, so some of these re-exports go unused in each.
 #[allow(unused_imports)]
 pub use clients::*;
+#[allow(unused_imports)]
+pub use expiry::*;
 #[allow(unused_imports)]
 pub use metrics::*;
 #[allow(unused_imports)]

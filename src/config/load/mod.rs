@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use super::diagnostic::Diagnostic;
 use super::gateway::{GatewayFile, Runtime};
 use super::locate::{Locator, Position};
-use super::serviceentry::ServiceEntry;
+use super::serviceentry::{EntryAnnotations, ServiceEntry};
 use super::shape;
 use crate::names::Namespace;
 use crate::pace::Pacer;
@@ -66,6 +66,9 @@ pub struct SourcedEntry {
     pub origin: DocumentOrigin,
     /// The entry as written.
     pub entry: ServiceEntry,
+    /// Its `egress-gateway.io/*` annotations (expiry, owner, ticket), parsed once; shared with
+    /// every compiled rule of the entry, so an allowed connection's record points at them.
+    pub annotations: Option<Arc<EntryAnnotations>>,
 }
 
 /// Where in its file an entry was written, cheap to keep; turned into a line only when needed.
@@ -96,6 +99,18 @@ impl EntryPositions {
         }
         let locator = self.files.get(&entry.file)?.as_ref()?;
         locator.find(entry.origin.doc, &entry.origin.path)
+    }
+
+    /// The line and column of `field` (a path inside the entry, like `metadata.name`), or of
+    /// its nearest written parent.
+    pub fn of_field(&mut self, entry: &SourcedEntry, field: &str) -> Option<Position> {
+        self.of(entry)?;
+        let locator = self.files.get(&entry.file)?.as_ref()?;
+        let path = match entry.origin.path.as_str() {
+            "" => field.to_owned(),
+            item => format!("{item}.{field}"),
+        };
+        locator.find(entry.origin.doc, &path)
     }
 }
 
