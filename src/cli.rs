@@ -13,8 +13,7 @@ use std::net::IpAddr;
 use crate::config::gateway::Mode;
 use crate::names::{Host, Namespace, Target};
 use crate::plan::{
-    self, Ask, DenyReason, DialTarget, Listener, Obligation, Plan, Presented, RequestHead, Tenant,
-    Verdict,
+    self, Ask, DenyReason, DialTarget, Listener, Obligation, Plan, Presented, Tenant, Verdict,
 };
 use crate::snapshot::Snapshot;
 use crate::sniff::hello_reader::HelloSummary;
@@ -157,21 +156,16 @@ pub fn explain(dir: &Path, request: &ExplainRequest<'_>) -> i32 {
         Err(_) => None,
     };
     let host_header = format!("{}:{}", request.host, request.port);
-    let ask = match (request.listener, &target) {
-        (Listener::Sni, _) => Ask::ClientHello {
-            hello: &sni_hello,
-            port: request.port,
-        },
-        (Listener::Http, _) => Ask::Request {
-            head: RequestHead {
-                host: Some(&host_header),
-                host_count: 1,
-                ..RequestHead::default()
-            },
-            default_port: request.port,
-        },
-        (_, Some(target)) => Ask::Connect(target),
-        (_, None) => {
+    let ask = Ask::as_listener_would(
+        request.listener,
+        target.as_ref(),
+        &sni_hello,
+        &host_header,
+        request.port,
+    );
+    let ask = match ask {
+        Some(ask) => ask,
+        None => {
             println!(
                 "DENY {who} -> {}: {} (host is not a valid name or IP literal)",
                 request.host,

@@ -1,12 +1,12 @@
 //! Command-line entry point: parses arguments, sets up logging and the runtime, and hands over to
-//! `app` (serve), `cli` (check, explain) or `policy_diff` (plan).
+//! `app` (serve), `cli` (check, explain), `policy_diff` (plan) or `suggest`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use egress_gateway::plan::Listener;
-use egress_gateway::{app, busy_poll, cli, config, policy_diff};
+use egress_gateway::{app, busy_poll, cli, config, policy_diff, suggest};
 use tracing_subscriber::EnvFilter;
 
 /// The single way out of a multi-tenant cluster: per-namespace ServiceEntry allowlists for
@@ -87,10 +87,40 @@ enum Command {
         /// Output: Markdown for a pull-request comment, or JSON.
         #[arg(long, value_enum, default_value_t = policy_diff::Format::Markdown)]
         format: policy_diff::Format,
-        /// Exit 1 when any risk is found (risk), anything is closed (close), or anything
-        /// changes at all (any); without it, a valid pair of trees always exits 0.
+        /// The gateway's JSON access log (plain or gzip; repeat or list several): every flow in
+        /// it is replayed against both trees, and the flows whose outcome flips are reported.
+        #[arg(long, num_args = 1..)]
+        access_log: Vec<PathBuf>,
+        /// Exit 1 when any risk is found (risk), anything is closed (close), anything changes at
+        /// all (any), or a replayed flow base lets through is denied by head (break, needs
+        /// --access-log); without it, a valid pair of trees always exits 0.
         #[arg(long, value_enum)]
         fail_on: Option<policy_diff::FailOn>,
+    },
+    /// Write ServiceEntry files for what the access log shows was denied as not allowlisted (or
+    /// let through only by audit mode), and list the entries no allowed flow matched.
+    ///
+    /// One folder per namespace, one file per registrable domain (Public Suffix List), each with
+    /// its evidence in a comment; names collapse to `*.suffix` only with --wildcard-min distinct
+    /// names under it, never at or above a public suffix. Exit status: 0 when the files are
+    /// written, 2 when --config, --namespace or --out is unusable.
+    Suggest {
+        /// The gateway's JSON access log (plain or gzip; repeat or list several).
+        #[arg(long, num_args = 1.., required = true)]
+        access_log: Vec<PathBuf>,
+        /// Only suggest for this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Directory the files are written under, as <namespace>/<domain>.yaml.
+        #[arg(long, default_value = "suggested")]
+        out: PathBuf,
+        /// The current config directory: what it allows is not suggested, and its entries that
+        /// matched no allowed flow are listed as pruning candidates.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Distinct names seen under a suffix before it is suggested as `*.suffix`.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(2..))]
+        wildcard_min: u16,
     },
 }
 
@@ -124,9 +154,23 @@ fn main() -> ExitCode {
         Command::Plan {
             base,
             head,
+            access_log,
             format,
             fail_on,
-        } => policy_diff::run(&base, &head, format, fail_on),
+        } => policy_diff::run(&base, &head, &access_log, format, fail_on),
+        Command::Suggest {
+            access_log,
+            namespace,
+            out,
+            config,
+            wildcard_min,
+        } => suggest::run(&suggest::Options {
+            access_logs: access_log,
+            namespace,
+            out,
+            config,
+            wildcard_min: usize::from(wildcard_min),
+        }),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

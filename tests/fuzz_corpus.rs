@@ -1,7 +1,8 @@
 //! Replays every seed under `fuzz/corpus/<target>/` through the function its cargo-fuzz target
 //! calls, so a crashing input committed to a corpus fails ordinary `cargo test` (CI has no
 //! nightly). `connect_head` and `config_load` share their harness source with the fuzz targets;
-//! `client_hello` calls `sniff::client_hello::parse`. Unknown corpus folders fail the test, so a
+//! `client_hello` calls `sniff::client_hello::parse`, `access_log_line` calls
+//! `observed::line::fuzz_one`. Unknown corpus folders fail the test, so a
 //! new target cannot be added without being replayed here.
 
 use std::fs;
@@ -32,6 +33,7 @@ fn replay(target: &str, data: &[u8]) {
     match target {
         "connect_head" => connect_head::run(data),
         "config_load" => config_load::run(data),
+        "access_log_line" => egress_gateway::observed::line::fuzz_one(data),
         "client_hello" => {
             let _ = egress_gateway::sniff::client_hello::parse(data, MAX_HELLO);
         }

@@ -54,6 +54,33 @@ pub enum Ask<'a> {
     },
 }
 
+impl<'a> Ask<'a> {
+    /// What `listener` asks when a tenant wants `port` on the host of `authority`: the hello on
+    /// the SNI listener, a request with that `Host` on the HTTP listener, a `CONNECT` to
+    /// `target` elsewhere (`None` when the host is no valid name or IP literal). `explain` and
+    /// the access-log replay build their asks here, so they put them as the listeners do.
+    pub fn as_listener_would(
+        listener: Listener,
+        target: Option<&'a Target>,
+        hello: &'a HelloSummary,
+        authority: &'a str,
+        port: u16,
+    ) -> Option<Self> {
+        match (listener, target) {
+            (Listener::Sni, _) => Some(Ask::ClientHello { hello, port }),
+            (Listener::Http, _) => Some(Ask::Request {
+                head: RequestHead {
+                    host: Some(authority),
+                    host_count: 1,
+                    ..RequestHead::default()
+                },
+                default_port: port,
+            }),
+            (_, target) => target.map(Ask::Connect),
+        }
+    }
+}
+
 /// What a tunnel's first bytes must still show once the plan has let it open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Obligation {

@@ -6,15 +6,17 @@ pub mod expiring;
 pub mod exposure;
 pub mod redundancy;
 pub mod render;
+pub mod replay;
 pub mod risk;
 pub mod visibility;
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::app;
+use crate::observed::Observed;
 use exposure::{Exposure, Tree};
 use redundancy::Redundant;
 use risk::Risk;
@@ -44,6 +46,8 @@ pub enum FailOn {
     Close,
     /// Anything is opened or closed, or any risk is found.
     Any,
+    /// A flow of the `--access-log` replay that base lets through is denied by head.
+    Break,
 }
 
 /// The whole plan: what `--format json` prints.
@@ -57,6 +61,9 @@ pub struct Report {
     pub namespaces: Vec<NamespacePlan>,
     /// Head entries expiring within 14 days, or already expired (never counted by `--fail-on`).
     pub expiring: Vec<expiring::Expiring>,
+    /// The `--access-log` replay, when logs were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<replay::Replay>,
 }
 
 /// Totals.
@@ -91,12 +98,27 @@ pub struct NamespacePlan {
     pub redundant: Vec<Redundant>,
 }
 
-/// Runs `plan`: loads both trees as `check` does, prints the plan, returns the exit code.
-pub fn run(base: &Path, head: &Path, format: Format, fail_on: Option<FailOn>) -> i32 {
+/// Runs `plan`: loads both trees as `check` does, replays `access_logs` against both, prints the
+/// plan, returns the exit code.
+pub fn run(
+    base: &Path,
+    head: &Path,
+    access_logs: &[PathBuf],
+    format: Format,
+    fail_on: Option<FailOn>,
+) -> i32 {
+    if fail_on == Some(FailOn::Break) && access_logs.is_empty() {
+        eprintln!("--fail-on break needs --access-log: breaks are found by replaying a log");
+        return EXIT_INVALID;
+    }
     let (Some(base), Some(head)) = (load(base), load(head)) else {
         return EXIT_INVALID;
     };
-    let report = plan(&base, &head);
+    let mut report = plan(&base, &head);
+    if !access_logs.is_empty() {
+        let observed = Observed::read(access_logs);
+        report.replay = Some(replay::replay_flows(&base, &head, observed));
+    }
     let text = match format {
         Format::Markdown => render::markdown(&report),
         Format::Json => render::json(&report) + "\n",
@@ -107,25 +129,27 @@ pub fn run(base: &Path, head: &Path, format: Format, fail_on: Option<FailOn>) ->
             eprintln!("cannot write the plan: {err}");
         }
     }
-    if fail_on.is_some_and(|condition| holds(condition, &report.summary)) {
+    if fail_on.is_some_and(|condition| holds(condition, &report)) {
         EXIT_FAILED_CONDITION
     } else {
         EXIT_OK
     }
 }
 
-/// Whether `condition` holds for a plan with these totals.
-pub fn holds(condition: FailOn, summary: &Summary) -> bool {
+/// Whether `condition` holds for a plan.
+pub fn holds(condition: FailOn, report: &Report) -> bool {
+    let summary = &report.summary;
     match condition {
         FailOn::Risk => summary.risks > 0,
         FailOn::Close => summary.closed > 0,
         FailOn::Any => summary.opened + summary.closed + summary.risks > 0,
+        FailOn::Break => report.replay.as_ref().is_some_and(|r| !r.breaks.is_empty()),
     }
 }
 
 /// Loads and compiles `dir` on the path `check` takes, printing its problems the way `check`
-/// does when it is invalid.
-fn load(dir: &Path) -> Option<Tree> {
+/// does when it is invalid (`suggest --config` loads its tree here too).
+pub fn load(dir: &Path) -> Option<Tree> {
     match app::load(dir, 1) {
         Ok((loaded, snapshot)) => Some(Tree { loaded, snapshot }),
         Err(problems) => {
@@ -186,5 +210,6 @@ pub fn plan(base: &Tree, head: &Tree) -> Report {
         gateway_risks,
         namespaces,
         expiring,
+        replay: None,
     }
 }

@@ -18,7 +18,11 @@ pub const MARKDOWN_LIMIT: usize = 60_000;
 /// destinations and a list of risks and redundant entries; cut at whole lines to
 /// [`MARKDOWN_LIMIT`] with a note saying so.
 pub fn markdown(report: &Report) -> String {
-    fit(&full_markdown(report), MARKDOWN_LIMIT)
+    let replay = report.replay.as_ref().map(super::replay::markdown);
+    fit(
+        &(full_markdown(report) + replay.as_deref().unwrap_or_default()),
+        MARKDOWN_LIMIT,
+    )
 }
 
 /// `text` when it fits in `limit` characters; otherwise its first lines and a note.

@@ -23,6 +23,7 @@
 //! | `config_side` | config-side attempts: deep nesting, alias bombs, symlinks out of the tree, a folder granting another namespace, `exportTo` tricks |
 //! | `dns_answers` | DNS answers in every forbidden class (and wrapped in NAT64, 6to4, Teredo), inside a loopback-only network namespace |
 //! | `parent_tricks` | a hostile or broken TLS parent proxy: endless heads, redirects, silence, early close, `407`, bytes behind its `200`, plaintext where TLS was configured |
+//! | `suggest_log` | hostile access-log lines fed to `suggest`: YAML and newline injection, `*.com`, public suffixes with many children, IP literals, huge lines, invalid UTF-8, namespaces that would escape `--out` |
 //! | `explain_agrees` | `explain` and `run` give the same verdict and reason for every expressible attack |
 
 #[path = "../common/mod.rs"]
@@ -49,4 +50,5 @@ mod pki;
 mod slot_leaks;
 mod smuggling;
 mod sni_tricks;
+mod suggest_log;
 mod tunnel_tricks;

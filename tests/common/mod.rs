@@ -5,11 +5,12 @@
 //! This file holds the [`Gateway`] process harness (start, addresses, logs, signals) and the
 //! config-dir helpers; local servers live in `servers`, client helpers in `clients`, metric
 //! polling in `metrics` and `/proc` probes in `process`. Everything is re-exported here so tests
-//! call `common::name(...)`.
+//! call `common::name(...)`; access-log files for the replay and suggest tests are made in `logs`.
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
 mod clients;
 mod expiry;
+mod logs;
 mod metrics;
 pub mod mtls;
 pub mod pki;
@@ -24,6 +25,8 @@ pub mod tunnel;
 pub use clients::*;
 #[allow(unused_imports)]
 pub use expiry::*;
+#[allow(unused_imports)]
+pub use logs::*;
 #[allow(unused_imports)]
 pub use metrics::*;
 #[allow(unused_imports)]

@@ -144,6 +144,39 @@ pub fn closed_port() -> SocketAddr {
 /// A UDP DNS server on 127.0.0.1 that answers every query with NXDOMAIN (the query echoed back
 /// with QR set and RCODE 3); runs until the test's runtime ends.
 pub async fn nxdomain_dns_server() -> SocketAddr {
+    dns_server(|query| {
+        let mut answer = query.get(..12).map(|_| query.to_vec())?;
+        answer[2] |= 0x80; // QR: this is a response
+        answer[3] = (answer[3] & 0xf0) | 0x03; // RCODE 3: NXDOMAIN
+        Some(answer)
+    })
+    .await
+}
+
+/// A UDP DNS server on 127.0.0.1 that answers every A query with 127.0.0.1 and every other query
+/// with no answer, so any name resolves to the local servers; runs until the test's runtime ends.
+pub async fn loopback_dns_server() -> SocketAddr {
+    dns_server(|query| {
+        let mut end = 12;
+        while *query.get(end)? != 0 {
+            end += 1 + usize::from(query[end]);
+        }
+        let is_a = query.get(end + 1..end + 3)? == [0, 1];
+        let mut answer = query.get(..end + 5)?.to_vec();
+        answer[2] |= 0x80; // QR: this is a response
+        answer[3] = 0x80; // RA, NOERROR
+        answer[6..12].copy_from_slice(&[0, u8::from(is_a), 0, 0, 0, 0]);
+        if is_a {
+            // The question's name (pointer to offset 12), A, IN, TTL 60, 127.0.0.1.
+            answer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1]);
+        }
+        Some(answer)
+    })
+    .await
+}
+
+/// A UDP DNS server on 127.0.0.1 answering each query with `answer(query)` (none when `None`).
+async fn dns_server(answer: fn(&[u8]) -> Option<Vec<u8>>) -> SocketAddr {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
         .await
         .expect("bind dns");
@@ -151,13 +184,9 @@ pub async fn nxdomain_dns_server() -> SocketAddr {
     tokio::spawn(async move {
         let mut buf = [0u8; 1500];
         while let Ok((n, peer)) = socket.recv_from(&mut buf).await {
-            if n < 12 {
-                continue;
+            if let Some(reply) = answer(&buf[..n]) {
+                let _ = socket.send_to(&reply, peer).await;
             }
-            let mut answer = buf[..n].to_vec();
-            answer[2] |= 0x80; // QR: this is a response
-            answer[3] = (answer[3] & 0xf0) | 0x03; // RCODE 3: NXDOMAIN
-            let _ = socket.send_to(&answer, peer).await;
         }
     });
     addr

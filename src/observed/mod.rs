@@ -1,0 +1,202 @@
+//! What the gateway's own access log says was asked for: every distinct flow (namespace,
+//! listener, host, port, SNI) with how often and when it was seen and what it got, read from any
+//! number of plain or gzip files in a stream. Memory grows with distinct flows, never with lines;
+//! a malformed or over-long line is counted and reported with its file and line, never fatal.
+//! `plan --access-log` (replay) and `suggest` read the log through here.
+
+pub mod line;
+pub mod reader;
+pub mod verdict;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::names::Namespace;
+use reader::Line;
+
+/// Longest line read; the gateway's own lines are far shorter (hosts are at most 253 bytes).
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// Most problems quoted by file and line; the rest are only counted.
+const MAX_EXAMPLES: usize = 20;
+
+/// One distinct flow: what a tenant asked for, on which listener.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Flow {
+    /// Tenant namespace as logged.
+    pub namespace: Box<str>,
+    /// Listener as logged.
+    pub listener: Box<str>,
+    /// Destination host as logged.
+    pub host: Box<str>,
+    /// Destination port.
+    pub port: u16,
+    /// ClientHello SNI, when one was read.
+    pub sni: Option<Box<str>>,
+}
+
+/// How often and when a flow was seen, and what it got the last time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// Lines naming the flow.
+    pub count: u64,
+    /// Earliest `ts`.
+    pub first: SystemTime,
+    /// Latest `ts`.
+    pub last: SystemTime,
+    /// `decision` of the latest line.
+    pub decision: Box<str>,
+    /// `reason` of the latest line.
+    pub reason: Box<str>,
+}
+
+/// Counts of what was read and skipped, and the first few problems by file and line.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostics {
+    /// Lines read, good or not.
+    pub lines: u64,
+    /// Lines that are not access-log JSON (invalid UTF-8 included).
+    pub malformed: u64,
+    /// Lines over the length bound.
+    pub too_long: u64,
+    /// Lines of an `unknown` or invalid namespace, or without a host or port.
+    pub skipped: u64,
+    /// Files that could not be read to their end.
+    pub unreadable: u64,
+    /// `FILE:LINE: problem`, for the first problems found.
+    pub examples: Vec<String>,
+}
+
+impl Diagnostics {
+    fn note(&mut self, file: &Path, line: u64, problem: &str) {
+        if self.examples.len() < MAX_EXAMPLES {
+            self.examples
+                .push(format!("{}:{line}: {problem}", file.display()));
+        }
+    }
+}
+
+/// Everything read from the logs.
+#[derive(Debug, Default)]
+pub struct Observed {
+    /// Distinct flows.
+    pub flows: HashMap<Flow, Seen>,
+    /// `namespace/name` of every entry that let a connection through (`allow` or `audit`).
+    pub entries_used: BTreeSet<Box<str>>,
+    /// What was read and skipped.
+    pub diagnostics: Diagnostics,
+}
+
+impl Observed {
+    /// Reads every file in turn (order does not matter: first and last seen are by `ts`). An
+    /// unreadable file is counted and reported, and the others are still read.
+    pub fn read(files: &[PathBuf]) -> Self {
+        let mut observed = Self::default();
+        for file in files {
+            observed.read_file(file);
+        }
+        observed
+    }
+
+    /// Flows sorted by key, for output that does not depend on hashing.
+    pub fn sorted(&self) -> Vec<(&Flow, &Seen)> {
+        let mut flows: Vec<_> = self.flows.iter().collect();
+        flows.sort_by(|a, b| a.0.cmp(b.0));
+        flows
+    }
+
+    fn read_file(&mut self, file: &Path) {
+        let mut input = match reader::open(file) {
+            Ok(input) => input,
+            Err(err) => {
+                self.diagnostics.unreadable += 1;
+                self.diagnostics
+                    .note(file, 0, &format!("cannot open: {err}"));
+                return;
+            }
+        };
+        let mut buffer = Vec::new();
+        let mut number = 0;
+        loop {
+            let read = reader::next_line(input.as_mut(), &mut buffer, MAX_LINE);
+            let kind = match read {
+                Ok(Some(kind)) => kind,
+                Ok(None) => return,
+                Err(err) => {
+                    self.diagnostics.unreadable += 1;
+                    let problem = format!("cannot read further: {err}");
+                    self.diagnostics.note(file, number + 1, &problem);
+                    return;
+                }
+            };
+            number += 1;
+            self.diagnostics.lines += 1;
+            if kind == Line::TooLong {
+                self.diagnostics.too_long += 1;
+                let problem = format!("line longer than {MAX_LINE} bytes skipped");
+                self.diagnostics.note(file, number, &problem);
+                continue;
+            }
+            if buffer.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match line::parse(&buffer) {
+                Ok(parsed) => self.add(&parsed, file, number),
+                Err(problem) => {
+                    self.diagnostics.malformed += 1;
+                    self.diagnostics.note(file, number, &problem);
+                }
+            }
+        }
+    }
+
+    fn add(&mut self, parsed: &line::LogLine<'_>, file: &Path, number: u64) {
+        let (Some(host), Some(port)) = (&parsed.host, parsed.port) else {
+            self.diagnostics.skipped += 1;
+            return;
+        };
+        if Namespace::parse(&parsed.namespace).is_err() || parsed.namespace == Namespace::UNKNOWN {
+            self.diagnostics.skipped += 1;
+            let problem = format!(
+                "namespace {:?} names no tenant",
+                line::printable(&parsed.namespace, 64)
+            );
+            self.diagnostics.note(file, number, &problem);
+            return;
+        }
+        if parsed.decision != "deny" {
+            if let Some(entry) = &parsed.service_entry {
+                if !self.entries_used.contains(entry.as_ref()) {
+                    self.entries_used.insert(entry.as_ref().into());
+                }
+            }
+        }
+        let flow = Flow {
+            namespace: parsed.namespace.as_ref().into(),
+            listener: parsed.listener.as_ref().into(),
+            host: host.as_ref().into(),
+            port,
+            sni: parsed.sni.as_deref().map(Into::into),
+        };
+        let ts = parsed.ts;
+        let seen = self.flows.entry(flow).or_insert_with(|| Seen {
+            count: 0,
+            first: ts,
+            last: ts,
+            decision: parsed.decision.as_ref().into(),
+            reason: parsed.reason.as_ref().into(),
+        });
+        seen.count += 1;
+        seen.first = seen.first.min(ts);
+        if ts >= seen.last {
+            seen.last = ts;
+            if *seen.decision != *parsed.decision {
+                seen.decision = parsed.decision.as_ref().into();
+            }
+            if *seen.reason != *parsed.reason {
+                seen.reason = parsed.reason.as_ref().into();
+            }
+        }
+    }
+}
