@@ -144,7 +144,7 @@ async fn an_entry_is_allowed_until_its_expiry_and_denied_from_it_while_an_open_t
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_access_log_names_owner_and_ticket_of_the_entry_that_allowed_the_flow() {
+async fn the_access_log_and_explain_name_owner_and_ticket_of_the_entry_that_allowed_the_flow() {
     let echo = echo_server().await;
     let config = ConfigDir::new(&gateway_yaml(""));
     let far = rfc3339(whole_second_after(Duration::from_secs(90 * 24 * 3600)));
@@ -171,6 +171,24 @@ async fn the_access_log_names_owner_and_ticket_of_the_entry_that_allowed_the_flo
     assert!(
         plain["owner"].is_null() && plain["ticket"].is_null(),
         "{plain}"
+    );
+
+    let (code, stdout, stderr) = run([
+        OsStr::new("explain"),
+        OsStr::new("--config"),
+        config.path().as_os_str(),
+        OsStr::new("--namespace"),
+        OsStr::new("app1"),
+        OsStr::new("--host"),
+        OsStr::new("owned.test"),
+        OsStr::new("--port"),
+        OsStr::new("9000"),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let shown = format!("  entry: expires {far}, owner \"team-a\", ticket \"CHG-1\"\n");
+    assert!(
+        stdout.contains(&shown),
+        "explain shows the matching entry's annotations: {stdout}"
     );
 }
 
