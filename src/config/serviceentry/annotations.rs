@@ -119,11 +119,6 @@ impl EntryAnnotations {
         }))
     }
 
-    /// Whether the entry has expired at `now`: an entry stops matching *at* its instant.
-    pub fn expired_at(&self, now: SystemTime) -> bool {
-        self.expires.as_ref().is_some_and(|e| e.at <= now)
-    }
-
     /// `owner "X", ticket "Y"` as far as they are known, for messages; empty when neither is.
     pub fn who(&self) -> String {
         self.parts(false)
