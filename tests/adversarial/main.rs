@@ -21,8 +21,8 @@
 //! | `cardinality` | sprayed names never become metric labels |
 //! | `defects` | issue 14 defects #10 (ECH) and #12 (bare LF then CL+TE) on their own |
 //! | `config_side` | config-side attempts: deep nesting, alias bombs, symlinks out of the tree, a folder granting another namespace, `exportTo` tricks |
-//! | `dns_answers` | DNS answers in every forbidden class (and wrapped in NAT64, 6to4, Teredo), inside a loopback-only network namespace |
 //! | `expiry_tricks` | `egress-gateway.io/expires` dates bending RFC 3339, duplicated keys, control characters in owner and ticket, expiry across namespaces and `exportTo`, re-enabling only by a file change |
+//! | `dns_answers` | DNS answers in every forbidden class (and wrapped in NAT64, 6to4, Teredo), inside a loopback-only network namespace |
 //! | `explain_agrees` | `explain` and `run` give the same verdict and reason for every expressible attack |
 
 #[path = "../common/mod.rs"]
