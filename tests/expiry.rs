@@ -1,9 +1,9 @@
 //! Expiring entries against the real binary (issue 16, part 4): an entry annotated
 //! `egress-gateway.io/expires` matches until that instant and not from it, with no file changed
 //! and no reload — the running gateway compiles again at the instant — while a tunnel opened
-//! before keeps running; `/metrics` exports the expiry, the access log names owner and ticket,
-//! `check` warns about expired entries and refuses malformed dates, and `plan` flags entries
-//! expiring within 14 days.
+//! before keeps running, and a file change before the instant reschedules it; `/metrics` exports
+//! the expiry, the access log and `explain` name owner and ticket, `check` warns about expired
+//! entries and refuses malformed dates, and `plan` flags entries expiring within 14 days.
 
 mod common;
 
@@ -144,7 +144,7 @@ async fn an_entry_is_allowed_until_its_expiry_and_denied_from_it_while_an_open_t
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_access_log_names_owner_and_ticket_of_the_entry_that_allowed_the_flow() {
+async fn the_access_log_and_explain_name_owner_and_ticket_of_the_entry_that_allowed_the_flow() {
     let echo = echo_server().await;
     let config = ConfigDir::new(&gateway_yaml(""));
     let far = rfc3339(whole_second_after(Duration::from_secs(90 * 24 * 3600)));
@@ -171,6 +171,24 @@ async fn the_access_log_names_owner_and_ticket_of_the_entry_that_allowed_the_flo
     assert!(
         plain["owner"].is_null() && plain["ticket"].is_null(),
         "{plain}"
+    );
+
+    let (code, stdout, stderr) = run([
+        OsStr::new("explain"),
+        OsStr::new("--config"),
+        config.path().as_os_str(),
+        OsStr::new("--namespace"),
+        OsStr::new("app1"),
+        OsStr::new("--host"),
+        OsStr::new("owned.test"),
+        OsStr::new("--port"),
+        OsStr::new("9000"),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let shown = format!("  entry: expires {far}, owner \"team-a\", ticket \"CHG-1\"\n");
+    assert!(
+        stdout.contains(&shown),
+        "explain shows the matching entry's annotations: {stdout}"
     );
 }
 
@@ -252,4 +270,43 @@ fn run_plan(base: &Path, head: &Path, format: &str) -> (Option<i32>, String, Str
     let flags = ["plan", "--fail-on", "risk", "--format", format, "--base"].map(OsStr::new);
     let dirs = [base.as_os_str(), OsStr::new("--head"), head.as_os_str()];
     run(flags.into_iter().chain(dirs))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_change_before_the_instant_reschedules_the_expiry() {
+    let echo = echo_server().await;
+    let config = ConfigDir::new(&gateway_yaml(""));
+    let first = whole_second_after(Duration::from_secs(3));
+    config.entry(
+        "app1/moved.yaml",
+        &expiring_entry("moved", "moved.test", echo, &rfc3339(first)),
+    );
+    let gateway = Gateway::start(&config);
+    gateway.wait_watching();
+    let proxy = gateway.addr("connect");
+    let generation = gateway.generation();
+
+    let extended = rfc3339(whole_second_after(Duration::from_secs(86_400)));
+    config.replace_entry(
+        "app1/moved.yaml",
+        &expiring_entry("moved", "moved.test", echo, &extended),
+    );
+    gateway.wait_metric("egress_config_generation", &[], |g| g > generation);
+    assert!(
+        SystemTime::now() < first,
+        "the reload landed after the first expiry; the test machine was too slow"
+    );
+
+    // Past the first instant by more than the reload thread's one-second wake: still allowed.
+    let until = first + Duration::from_millis(1_500);
+    while SystemTime::now() < until {
+        let answer = connect_request(APP1, proxy, "moved.test:9000").await;
+        assert_eq!(answer.status, 200, "{}", answer.head);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        gateway.metric("egress_config_expiry_recompiles_total", &[]),
+        Some(0.0),
+        "the old instant was never acted on"
+    );
 }

@@ -91,6 +91,12 @@ pub struct EntryPositions {
 impl EntryPositions {
     /// The line and column where `entry` starts.
     pub fn of(&mut self, entry: &SourcedEntry) -> Option<Position> {
+        self.of_field(entry, "")
+    }
+
+    /// The line and column of `field` (a path inside the entry, like `metadata.name`; empty for
+    /// the entry itself), or of its nearest written parent.
+    pub fn of_field(&mut self, entry: &SourcedEntry, field: &str) -> Option<Position> {
         if !self.files.contains_key(&entry.file) {
             let locator = fs::read_to_string(&entry.file)
                 .ok()
@@ -98,19 +104,13 @@ impl EntryPositions {
             self.files.insert(entry.file.clone(), locator);
         }
         let locator = self.files.get(&entry.file)?.as_ref()?;
-        locator.find(entry.origin.doc, &entry.origin.path)
-    }
-
-    /// The line and column of `field` (a path inside the entry, like `metadata.name`), or of
-    /// its nearest written parent.
-    pub fn of_field(&mut self, entry: &SourcedEntry, field: &str) -> Option<Position> {
-        self.of(entry)?;
-        let locator = self.files.get(&entry.file)?.as_ref()?;
-        let path = match entry.origin.path.as_str() {
-            "" => field.to_owned(),
-            item => format!("{item}.{field}"),
+        let origin = &entry.origin;
+        let path = match (origin.path.as_str(), field) {
+            (item, "") => item.to_owned(),
+            ("", field) => field.to_owned(),
+            (item, field) => format!("{item}.{field}"),
         };
-        locator.find(entry.origin.doc, &path)
+        locator.find(origin.doc, &path)
     }
 }
 

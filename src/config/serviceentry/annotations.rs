@@ -119,11 +119,6 @@ impl EntryAnnotations {
         }))
     }
 
-    /// Whether the entry has expired at `now`: an entry stops matching *at* its instant.
-    pub fn expired_at(&self, now: SystemTime) -> bool {
-        self.expires.as_ref().is_some_and(|e| e.at <= now)
-    }
-
     /// `owner "X", ticket "Y"` as far as they are known, for messages; empty when neither is.
     pub fn who(&self) -> String {
         self.parts(false)
@@ -180,7 +175,7 @@ fn check_text(key: &str, raw: &str) -> Result<(), String> {
         Err(format!(
             "annotation {key} is {chars} characters long; at most {MAX_TEXT_CHARS} are kept"
         ))
-    } else if let Some(bad) = raw.chars().find(|c| c.is_control()) {
+    } else if let Some(bad) = raw.chars().find(|c| unprintable(*c)) {
         Err(format!(
             "annotation {key} contains the control character {:?}; use one line of printable text",
             bad
@@ -188,6 +183,13 @@ fn check_text(key: &str, raw: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// Control characters, and the Unicode line separators and bidirectional controls that make a
+/// log line read differently from what it holds.
+fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 fn path(key: &str) -> String {
@@ -253,7 +255,13 @@ mod tests {
         assert_eq!(parsed.expires, None);
 
         let long = "x".repeat(MAX_TEXT_CHARS + 1);
-        for bad in ["\"a\\nb\"", "\"a\\u0007\"", "\"  \"", long.as_str()] {
+        for bad in [
+            "\"a\\nb\"",
+            "\"a\\u0007\"",
+            "\"a\\u202Eb\"",
+            "\"  \"",
+            long.as_str(),
+        ] {
             let text = format!("annotations: {{egress-gateway.io/owner: {bad}}}");
             let problems = EntryAnnotations::parse(&meta(&text)).expect_err(bad);
             assert_eq!(
