@@ -27,6 +27,7 @@ fn policy(n: usize) -> Policy {
             format!("api{i}.example.com")
         };
         let rule = Rule {
+            annotations: None,
             namespace: namespace.clone(),
             name: format!("entry{i}").into(),
             label: format!("{namespace}/entry{i}").into(),

@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::account::metrics;
 use crate::snapshot::SnapshotCell;
 
 /// What the admin endpoints report on.
@@ -68,7 +69,9 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
     match req.uri().path() {
         "/metrics" => {
-            let mut response = text(StatusCode::OK, state.prometheus.render());
+            let mut body = state.prometheus.render();
+            body.push_str(&metrics::render_expiries(&state.snapshots.load()));
+            let mut response = text(StatusCode::OK, body);
             response.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
                 hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

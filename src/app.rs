@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -22,10 +21,9 @@ use crate::config::{self, last_good, Diagnostic, LoadedConfig};
 use crate::dial::pool::IdlePool;
 use crate::dial::{Dialer, DnsResolver};
 use crate::limit::TenantLimiter;
-use crate::pace::Pacer;
 use crate::pipeline::{self, Context};
 use crate::plan::Listener;
-use crate::reload;
+use crate::reload::{self, ReloadState, Reloader};
 use crate::snapshot::{self, CompileCache, Snapshot, SnapshotCell};
 use crate::tls::TlsReloader;
 
@@ -36,20 +34,24 @@ pub fn load(dir: &Path, generation: u64) -> Result<(LoadedConfig, Snapshot), Vec
 
 /// What one load hands the next: parsed files and compiled allowlists, reused while unchanged.
 #[derive(Default)]
-struct LoadCaches {
+pub(crate) struct LoadCaches {
     parsed: ParseCache,
-    compiled: CompileCache,
+    /// Compiled entries and allowlists; an expiry recompile reuses them without a load.
+    pub(crate) compiled: CompileCache,
 }
 
 /// Loads and compiles `dir`, reusing `caches`: the one path `run`, `check`, `explain` and
 /// reloads share, so a reload accepts exactly what `check` accepts.
-fn load_reusing(
+pub(crate) fn load_reusing(
     sources: &Sources,
     generation: u64,
     caches: &mut LoadCaches,
 ) -> Result<(LoadedConfig, Snapshot), Vec<Diagnostic>> {
-    let loaded = config::load::load_from(sources, &mut caches.parsed)?;
+    let mut loaded = config::load::load_from(sources, &mut caches.parsed)?;
     let snapshot = snapshot::compile_reusing(&loaded, generation, &mut caches.compiled)?;
+    loaded
+        .warnings
+        .extend(snapshot::expiry::expired_warnings(&snapshot));
     Ok((loaded, snapshot))
 }
 
@@ -74,7 +76,7 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
     };
     let gateway = loaded.gateway.clone();
     let listener_names = enabled_listeners(&loaded);
-    publish(&snapshot, &listener_names);
+    reload::publish(&snapshot, &listener_names, reload::Cause::Load);
     metrics::config_reload_outcome(!last_good_in_use);
     metrics::last_good_in_use(last_good_in_use);
     let snapshots = Arc::new(SnapshotCell::new(snapshot));
@@ -173,21 +175,13 @@ pub async fn run(dir: PathBuf) -> anyhow::Result<()> {
             generation: 1,
             caches,
             persisted,
+            loaded,
         }),
         tls,
         admin: admin_state.clone(),
     });
-    let retired = snapshots.clone();
-    let reloads = reload::ReloadThread::spawn(
-        {
-            let reloader = reloader.clone();
-            move || reloader.reload()
-        },
-        move || {
-            retired.sweep();
-        },
-    )
-    .context("starting the reload thread")?;
+    let reloads =
+        reload::ReloadThread::spawn(reloader.clone()).context("starting the reload thread")?;
     // Watching starts before readiness, so no change made after `/readyz` says 200 is missed.
     let _watcher = watch(&reloader, &reloads, &gateway.serviceentries.dir)?;
     admin_state.ready.store(true, Ordering::Release);
@@ -238,13 +232,11 @@ fn start_config(dir: &Path, caches: &mut LoadCaches) -> anyhow::Result<Start> {
         }
         Err(problems) => problems,
     };
-    for problem in &problems {
-        tracing::error!("{problem}");
-    }
+    log_problems(&problems);
     let invalid = format!(
-        "config in {} is invalid ({} problems)",
+        "config in {} is invalid ({} errors)",
         dir.display(),
-        problems.len()
+        problems.iter().filter(|p| p.is_error()).count()
     );
     let Some(state_dir) = config::load::read_state_dir(dir) else {
         anyhow::bail!(invalid);
@@ -268,9 +260,7 @@ fn start_config(dir: &Path, caches: &mut LoadCaches) -> anyhow::Result<Start> {
             })
         }
         Err(copy_problems) => {
-            for problem in &copy_problems {
-                tracing::error!("{problem}");
-            }
+            log_problems(&copy_problems);
             anyhow::bail!(
                 "{invalid}, and so is the last good copy in {}",
                 state_dir.display()
@@ -282,7 +272,22 @@ fn start_config(dir: &Path, caches: &mut LoadCaches) -> anyhow::Result<Start> {
 /// Copies the inputs of `loaded` to its `state_dir` (if it has one) unless they are the
 /// `persisted` ones; returns what the state dir now holds. A failed copy is logged and leaves the
 /// previous one.
-fn persist_last_good(loaded: &LoadedConfig, persisted: &[FileDigest]) -> Vec<FileDigest> {
+/// Logs a failed load's findings at their own level: the warnings that came with the errors are
+/// not errors themselves.
+pub(crate) fn log_problems(problems: &[Diagnostic]) {
+    for problem in problems {
+        if problem.is_error() {
+            tracing::error!("{problem}");
+        } else {
+            tracing::warn!("{problem}");
+        }
+    }
+}
+
+pub(crate) fn persist_last_good(
+    loaded: &LoadedConfig,
+    persisted: &[FileDigest],
+) -> Vec<FileDigest> {
     let Some(state_dir) = &loaded.gateway.state_dir else {
         return Vec::new();
     };
@@ -350,107 +355,6 @@ async fn wait_for_shutdown(reloads: &reload::ReloadThread, signals: Signals) -> 
                 tracing::info!("SIGHUP: reloading");
                 reloads.request();
             }
-        }
-    }
-}
-
-/// What successive reloads carry over.
-struct ReloadState {
-    /// The serving generation.
-    generation: u64,
-    /// What the last load parsed and compiled, reused while unchanged.
-    caches: LoadCaches,
-    /// The files whose copy `state_dir` holds.
-    persisted: Vec<FileDigest>,
-}
-
-/// Re-reads the config directory and swaps the snapshot when it is valid.
-pub struct Reloader {
-    dir: PathBuf,
-    snapshots: Arc<SnapshotCell>,
-    listeners: Vec<Listener>,
-    /// Held for the whole reload, so reloads never interleave.
-    state: Mutex<ReloadState>,
-    /// The mTLS listener's certificates, reloaded with the config.
-    tls: Option<Arc<TlsReloader>>,
-    /// Told when a reload ends serving the last good copy.
-    admin: Arc<AdminState>,
-}
-
-impl Reloader {
-    /// One reload attempt of the config and the TLS files: on any error the previous snapshot
-    /// (or certificate) keeps serving; the outcome is logged and counted in the metrics.
-    pub fn reload(&self) {
-        let tls_ok = self.tls.as_deref().is_none_or(reload_tls);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let next = state.generation + 1;
-        let config_ok = match load_reusing(&Sources::dir(&self.dir), next, &mut state.caches) {
-            Ok((loaded, snapshot)) => {
-                for warning in &loaded.warnings {
-                    tracing::warn!("{warning}");
-                }
-                publish(&snapshot, &self.listeners);
-                self.snapshots.store(snapshot);
-                state.generation = next;
-                tracing::info!(generation = next, "config reloaded");
-                state.persisted = persist_last_good(&loaded, &state.persisted);
-                if self.admin.degraded.swap(false, Ordering::AcqRel) {
-                    tracing::info!("the config directory is valid again: the last good copy is no longer in use");
-                }
-                metrics::last_good_in_use(false);
-                true
-            }
-            Err(problems) => {
-                for problem in &problems {
-                    tracing::error!("{problem}");
-                }
-                metrics::config_failed();
-                tracing::error!(
-                    problems = problems.len(),
-                    "config reload failed: keeping the previous config"
-                );
-                false
-            }
-        };
-        metrics::config_reload_outcome(tls_ok && config_ok);
-    }
-}
-
-/// Publishes a new snapshot's gauges.
-fn publish(snapshot: &Snapshot, listeners: &[Listener]) {
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default();
-    let entries: Vec<(String, usize)> = snapshot
-        .namespaces
-        .iter()
-        .map(|(ns, names)| (ns.to_string(), names.len()))
-        .collect();
-    let mut pacer = Pacer::default();
-    for (namespace, _) in &entries {
-        pacer.step();
-        metrics::touch_namespace(namespace, listeners);
-    }
-    metrics::config_loaded(&metrics::LoadedSnapshot {
-        generation: snapshot.generation,
-        timestamp,
-        entries: &entries,
-    });
-}
-
-/// Re-reads the mTLS certificate, key and CA; a broken replacement keeps the previous ones.
-/// Returns whether the reload succeeded.
-fn reload_tls(tls: &TlsReloader) -> bool {
-    match tls.reload() {
-        Ok(()) => {
-            tracing::info!("TLS certificate, key and client CA reloaded");
-            true
-        }
-        Err(err) => {
-            metrics::config_failed();
-            tracing::error!("TLS reload failed, keeping the previous certificate: {err}");
-            false
         }
     }
 }

@@ -227,6 +227,9 @@ fn print_plan(plan: &Plan<'_>, verdict: Verdict, who: &str, request: &ExplainReq
             return;
         }
     }
+    if let Some(annotations) = plan.decision.rule.and_then(|r| r.annotations.as_deref()) {
+        println!("  entry: {}", annotations.describe());
+    }
     match &plan.obligation {
         Obligation::None => {}
         Obligation::Sni(name) if request.sni.is_empty() => {
@@ -249,8 +252,13 @@ fn print_plan(plan: &Plan<'_>, verdict: Verdict, who: &str, request: &ExplainReq
                 DialTarget::Trusted(addr) | DialTarget::Checked(addr) => addr.to_string(),
                 DialTarget::Resolve(name, port) => format!("{name}:{port}"),
             };
+            let over = if parent.tls.is_some() {
+                " over TLS"
+            } else {
+                ""
+            };
             println!(
-                "  via parent proxy {}: CONNECT {authority} (the parent resolves names)",
+                "  via parent proxy {}{over}: CONNECT {authority} (the parent resolves names)",
                 parent.name
             );
         }

@@ -6,7 +6,7 @@
 //! strings of `deploy/monitoring/dashboards/egress-gateway.json`). Then the real binary is
 //! started on loopback with a config that turns on the connect and connect_tls listeners,
 //! made to produce every kind of series (an allowed and a denied CONNECT to a local echo
-//! server, a failed TLS handshake, a SIGHUP reload), and its `GET /metrics` must carry a
+//! server through an entry with an expiry, a failed TLS handshake, a SIGHUP reload), and its `GET /metrics` must carry a
 //! `# TYPE` line for each name, of type `histogram` where the dashboard uses `_bucket`.
 //!
 //! Everything listens on and dials 127.0.0.1 only. Needs the `openssl` command to make a
@@ -406,6 +406,8 @@ kind: ServiceEntry
 metadata:
   name: echo
   namespace: app1
+  annotations:
+    egress-gateway.io/expires: "2999-01-01T00:00:00Z"
 spec:
   hosts: [echo.test]
   location: MESH_EXTERNAL

@@ -5,18 +5,16 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::mtls::{
-    certs, h2_client, h2_connect, key, provider, tcp_entry, tls_connect, world, write, World,
+    certs, h2_client, h2_connect, server_acceptor, tcp_entry, tls_connect, world, write, World,
     APP1_ID, APP2_ID,
 };
 use common::pki::{Ca, Issued};
 use common::{Gateway, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 /// Sends an HTTP/1.1 CONNECT over `stream` and returns the answer head.
 async fn h1_connect<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
@@ -301,14 +299,7 @@ async fn curl_reaches_a_tls_origin_through_the_mtls_proxy() {
 
 /// A TLS origin answering every request with a fixed HTTP/1.1 body.
 async fn tls_http_origin(cert: &Issued) -> std::net::SocketAddr {
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(certs(&cert.cert), key(&cert.key))
-        .expect("server config");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let acceptor = server_acceptor(cert, &[b"http/1.1"]);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {

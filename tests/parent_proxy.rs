@@ -5,117 +5,17 @@
 //! `upstream_unreachable`, a namespace routed `direct` dials itself, and the parent resolves
 //! names (the gateway cannot resolve `*.parent.test`: only Squid's hosts file knows them).
 //!
-//! Needs `squid` (`apt-get install squid`; `.ci/run` installs it). Squid runs as its
-//! `cache_effective_user`, so its folder is world-writable and lives only for the test.
+//! Needs `squid` (`apt-get install squid`; `.ci/run` installs it).
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
+use common::squid::{Squid, PASSWORD};
 use common::*;
 
 const APP3: &str = "127.0.0.4";
 const APP4: &str = "127.0.0.5";
-const PASSWORD: &str = "s3cret-parent-pass";
-
-/// A Squid on 127.0.0.1 that requires `alice`'s password, lets `CONNECT` reach only
-/// `origin.parent.test` (resolved from its own hosts file to 127.0.0.1), and denies the rest.
-struct Squid {
-    child: Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Squid {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("squid dir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777))
-            .expect("chmod squid dir");
-        let addr = free_port();
-        let path = |name: &str| dir.path().join(name).display().to_string();
-        let hash = Command::new("openssl")
-            .args(["passwd", "-apr1", PASSWORD])
-            .output()
-            .expect("openssl passwd");
-        let hash = String::from_utf8(hash.stdout).expect("utf8 hash");
-        write(dir.path(), "passwd", &format!("alice:{}", hash.trim()));
-        write(
-            dir.path(),
-            "hosts",
-            "127.0.0.1 origin.parent.test blocked.parent.test\n",
-        );
-        let conf = format!(
-            "http_port {addr}\npid_filename none\ncache deny all\nshutdown_lifetime 0 seconds\n\
-             access_log stdio:{access}\ncache_log {cache}\nhosts_file {hosts}\n\
-             dns_nameservers 127.0.0.1\n\
-             auth_param basic program /usr/lib/squid/basic_ncsa_auth {passwd}\n\
-             acl authed proxy_auth REQUIRED\nacl allowed_dst dstdomain origin.parent.test\n\
-             http_access deny !authed\nhttp_access allow CONNECT allowed_dst\nhttp_access deny all\n",
-            access = path("access.log"),
-            cache = path("cache.log"),
-            hosts = path("hosts"),
-            passwd = path("passwd"),
-        );
-        write(dir.path(), "squid.conf", &conf);
-        let child = Command::new("squid")
-            .args(["-N", "-f"])
-            .arg(dir.path().join("squid.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("squid must be installed (apt-get install squid)");
-        let deadline = Instant::now() + WAIT;
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "squid did not listen on {addr}: {}",
-                std::fs::read_to_string(dir.path().join("cache.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { child, addr, dir }
-    }
-
-    /// Squid's access log: one line per request it saw.
-    fn access_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
-    }
-
-    /// Waits until Squid has logged a line containing `needle` (it writes at the request's end).
-    fn wait_logged(&self, needle: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let log = self.access_log();
-            if log.contains(needle) || Instant::now() > deadline {
-                return log;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Squid {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn write(dir: &Path, name: &str, content: &str) {
-    let file = dir.join(name);
-    std::fs::write(&file, content).expect("write");
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-}
-
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
-}
 
 /// app1 goes through Squid with the right password, app2 through a parent that is down, app3
 /// through Squid with a wrong password, app4 directly.
@@ -254,15 +154,6 @@ async fn tunnels_go_through_the_parent_and_its_refusals_are_told_apart() {
             "{line}"
         );
     }
-}
-
-fn cli(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_egress-gateway"))
-        .args(args)
-        .arg("--config")
-        .arg(dir)
-        .output()
-        .expect("run the CLI")
 }
 
 #[test]

@@ -193,11 +193,15 @@ fn an_added_host_opens_and_a_removed_port_closes() {
         keys.sort();
         keys
     };
-    assert_eq!(keys(&report), ["gateway_risks", "namespaces", "summary"]);
+    assert_eq!(
+        keys(&report),
+        ["expiring", "gateway_risks", "namespaces", "summary"]
+    );
     assert_eq!(
         keys(&report["summary"]),
         [
             "closed",
+            "expiring",
             "namespaces_changed",
             "opened",
             "redundant",

@@ -14,7 +14,8 @@
 //!   and every `expr` of the Grafana dashboard evaluates without error and returns series;
 //! - every rule evaluates without error, and Prometheus's own rule evaluation puts
 //!   `EgressGatewayTenantDenySpike` in state pending (its `for: 10m` is kept: pending is the
-//!   proof that the expression matched) for app1 and app2, not for app3.
+//!   proof that the expression matched) for app1 and app2, not for app3, and
+//!   `EgressAllowlistEntryExpiringSoon` for app2's entry annotated to expire in three days.
 //!
 //! Skips, saying why, when no `prometheus` binary is on PATH (`.ci/run` installs it).
 
@@ -277,6 +278,17 @@ fn config(echo: SocketAddr) -> ConfigDir {
             &static_entry("web", "web.test", 8000, "TCP", echo),
         );
     }
+    // An entry expiring in three days: the expiry panel's series and the expiry alert.
+    let expires = rfc3339(whole_second_after(Duration::from_secs(3 * 24 * 3600)));
+    let expiring = static_entry("expiring", "expiring.test", 8000, "TCP", echo);
+    let owned = [
+        ("egress-gateway.io/expires", expires.as_str()),
+        ("egress-gateway.io/owner", "team-b"),
+    ];
+    config.entry(
+        "app2/expiring.yaml",
+        &annotated(&expiring, "expiring", &owned),
+    );
     // An upstream that refuses: the gateway-caused failures of the availability SLI.
     config.entry(
         "app1/down.yaml",
@@ -471,6 +483,30 @@ fn prometheus_scrapes_the_gateway_and_evaluates_the_shipped_monitoring() {
                 Ok(())
             } else {
                 Err(format!("{DENY_SPIKE} pending or firing for {spiking:?}"))
+            }
+        },
+    );
+
+    // The entry expiring in three days, through Prometheus's own rule evaluation.
+    prometheus.wait_until(
+        "EgressAllowlistEntryExpiringSoon pending for app2/expiring",
+        || {
+            let alerts = prometheus.api("alerts").expect("alerts");
+            let expiring: Vec<&Value> = alerts["alerts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| a["labels"]["alertname"] == "EgressAllowlistEntryExpiringSoon")
+                .filter(|a| a["state"] == "pending" || a["state"] == "firing")
+                .collect();
+            match expiring.as_slice() {
+                [alert]
+                    if alert["labels"]["service_entry"] == "app2/expiring"
+                        && alert["labels"]["owner"] == "team-b" =>
+                {
+                    Ok(())
+                }
+                other => Err(format!("EgressAllowlistEntryExpiringSoon: {other:?}")),
             }
         },
     );

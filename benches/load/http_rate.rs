@@ -3,7 +3,9 @@
 //! its `connect` listener, against the same GETs sent straight to the origin; plus any peer
 //! forward proxy given with `--http-peer NAME=ADDR[@PID]` (absolute-form to
 //! `allowed.test:<origin port>`, the peer resolving `allowed.test` to 127.0.0.1 itself).
-//! Upstream, the gateway keeps its connections to the origin in its pool.
+//! Upstream, the gateway keeps its connections to the origin in its pool; a second gateway with
+//! the pool turned off (`upstream.pool.max_idle: 0`) runs the same two paths (`*-nopool`), so
+//! what the pool buys is measured in the same run.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -115,31 +117,38 @@ fn get_request(target: &str, host: &str) -> String {
 
 pub(crate) async fn http_rate(opts: &Opts, world: &Rc<World>, report: &mut Report) -> Res<()> {
     let gateway = Gateway::start(opts, world.config(0)?, Duration::from_secs(15))?;
+    let unpooled = world.config(0)?;
+    let mut gateway_yaml = std::fs::OpenOptions::new()
+        .append(true)
+        .open(unpooled.path().join("gateway.yaml"))?;
+    std::io::Write::write_all(&mut gateway_yaml, b"upstream:\n  pool: {max_idle: 0}\n")?;
+    let unpooled = Gateway::start(opts, unpooled, Duration::from_secs(15))?;
     let origin = world.http;
     let origin_authority = format!("allowed.test:{}", origin.port());
-    let runs = [
-        (
-            "gateway-http",
+    let mut runs = Vec::new();
+    for (suffix, gateway) in [("", &gateway), ("-nopool", &unpooled)] {
+        runs.push((
+            format!("gateway-http{suffix}"),
             gateway.addr("http")?,
             get_request("/", "allowed.test"),
             Some(gateway.pid()),
-        ),
-        (
-            "gateway-absolute",
+        ));
+        runs.push((
+            format!("gateway-absolute{suffix}"),
             gateway.addr("connect")?,
             get_request("http://allowed.test/", "allowed.test"),
             Some(gateway.pid()),
-        ),
-    ];
+        ));
+    }
     let peers = opts.http_peers.iter().map(|peer| {
         (
-            peer.name.as_str(),
+            peer.name.clone(),
             peer.addr,
             get_request(&format!("http://{origin_authority}/"), &origin_authority),
             peer.pid,
         )
     });
-    let runs: Vec<_> = runs.into_iter().chain(peers).collect();
+    runs.extend(peers);
     for &workers in &opts.workers {
         let direct = KeepAliveGet::new(origin, get_request("/", &origin_authority));
         let direct = closed_loop(opts, workers, None, move || direct.handle().get()).await;

@@ -38,6 +38,10 @@ pub struct AccessLogLine<'a> {
     pub reason: &'a str,
     /// `namespace/name` of the allowing ServiceEntry.
     pub service_entry: Option<&'a str>,
+    /// That entry's `egress-gateway.io/owner`: who to ask about the flow.
+    pub owner: Option<&'a str>,
+    /// That entry's `egress-gateway.io/ticket`: why the flow is allowed.
+    pub ticket: Option<&'a str>,
     /// Address dialled: the destination's, or the parent proxy's when there is one.
     pub upstream: Option<SocketAddr>,
     /// The parent proxy (`host:port` as configured) the destination was reached through.

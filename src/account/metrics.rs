@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::decide::Verdict;
 use crate::plan::Listener;
+use crate::snapshot::Snapshot;
 
 /// Connections by outcome.
 pub const CONNECTIONS_TOTAL: &str = "egress_connections_total";
@@ -41,6 +42,13 @@ pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "egress_config_last_reload_succe
 pub const CONFIG_LAST_GOOD_IN_USE: &str = "egress_config_last_good_in_use";
 /// Entries per namespace in the serving snapshot.
 pub const SERVICE_ENTRIES: &str = "egress_service_entries";
+/// Snapshots compiled again because an entry's `egress-gateway.io/expires` came: no file was
+/// read, so `egress_config_reloads_total` does not move.
+pub const CONFIG_EXPIRY_RECOMPILES: &str = "egress_config_expiry_recompiles_total";
+/// When each serving entry with `egress-gateway.io/expires` expires (Unix seconds). Rendered
+/// from the serving snapshot at every scrape, not kept in the registry, so an entry's series
+/// is gone the moment the entry expires or is removed.
+pub const SERVICE_ENTRY_EXPIRY: &str = "egress_serviceentry_expiry_timestamp_seconds";
 /// Tunnels asked of a parent proxy, by parent and outcome.
 pub const PARENT_CONNECTS: &str = "egress_parent_connects_total";
 /// Access-log lines dropped because stdout did not take them and the buffer was full.
@@ -80,6 +88,7 @@ pub fn install() -> Result<PrometheusHandle, String> {
         counter!(CONFIG_RELOADS, "result" => result).absolute(0);
     }
     counter!(ACCESS_LOG_DROPPED).absolute(0);
+    counter!(CONFIG_EXPIRY_RECOMPILES).absolute(0);
     Ok(handle)
 }
 
@@ -126,6 +135,10 @@ fn describe() {
         "Failed TLS handshakes on tenant listeners."
     );
     describe_counter!(CONFIG_RELOADS, "Config load attempts by result.");
+    describe_counter!(
+        CONFIG_EXPIRY_RECOMPILES,
+        "Snapshots compiled again, without reading a file, because a ServiceEntry expired."
+    );
     describe_gauge!(
         CONFIG_GENERATION,
         "Generation of the serving config snapshot."
@@ -334,11 +347,57 @@ pub struct LoadedSnapshot<'a> {
 /// Records a successful load: the new generation and entry counts.
 pub fn config_loaded(loaded: &LoadedSnapshot<'_>) {
     counter!(CONFIG_RELOADS, "result" => "success").increment(1);
-    gauge!(CONFIG_GENERATION).set(loaded.generation as f64);
     gauge!(CONFIG_LAST_SUCCESS).set(loaded.timestamp);
-    for (namespace, count) in loaded.entries {
+    serving(loaded);
+}
+
+/// Records a snapshot compiled again at an expiry: the new generation and entry counts, but no
+/// reload and no new load time.
+pub fn expiry_recompiled(recompiled: &LoadedSnapshot<'_>) {
+    counter!(CONFIG_EXPIRY_RECOMPILES).increment(1);
+    serving(recompiled);
+}
+
+fn serving(snapshot: &LoadedSnapshot<'_>) {
+    gauge!(CONFIG_GENERATION).set(snapshot.generation as f64);
+    for (namespace, count) in snapshot.entries {
         gauge!(SERVICE_ENTRIES, "namespace" => namespace.clone()).set(*count as f64);
     }
+}
+
+/// `egress_serviceentry_expiry_timestamp_seconds` of `snapshot`, in the Prometheus text format,
+/// for `/metrics` to append: one series per serving entry that has an expiry, labelled with its
+/// namespace, `namespace/name` and owner (empty when none). Empty when no entry expires.
+pub fn render_expiries(snapshot: &Snapshot) -> String {
+    let mut out = String::new();
+    let expiring = snapshot.namespaces.values().flatten().filter_map(|entry| {
+        let annotations = entry.annotations.as_deref()?;
+        Some((entry, annotations, annotations.expires.as_ref()?))
+    });
+    for (entry, annotations, expiry) in expiring {
+        if out.is_empty() {
+            out.push_str(&format!(
+                "# HELP {SERVICE_ENTRY_EXPIRY} Unix time at which the ServiceEntry stops matching (egress-gateway.io/expires).\n# TYPE {SERVICE_ENTRY_EXPIRY} gauge\n"
+            ));
+        }
+        let owner = annotations.owner.as_deref().unwrap_or_default();
+        out.push_str(&format!(
+            "{SERVICE_ENTRY_EXPIRY}{{namespace=\"{}\",service_entry=\"{}/{}\",owner=\"{}\"}} {}\n",
+            entry.namespace,
+            entry.namespace,
+            label_value(&entry.name),
+            label_value(owner),
+            expiry.unix_seconds
+        ));
+    }
+    out
+}
+
+/// A label value escaped as the text format requires (`\\`, `\"`, `\n`).
+fn label_value(raw: &str) -> String {
+    raw.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Records a failed load; the serving generation is unchanged.

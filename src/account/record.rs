@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::access_log::{self, AccessLogLine};
 use super::metrics::TenantHandles;
 use super::Accounting;
+use crate::config::serviceentry::EntryAnnotations;
 use crate::decide::{DenyReason, Verdict};
 use crate::names::{Namespace, Target};
 use crate::plan::{Listener, Plan, Tenant};
@@ -33,6 +34,9 @@ pub struct ConnectionRecord {
     ech: bool,
     verdict: Option<Verdict>,
     service_entry: Option<Box<str>>,
+    /// The matched entry's owner and ticket; a pointer, so a record of an entry without them
+    /// grows by nothing else.
+    annotations: Option<Arc<EntryAnnotations>>,
     upstream: Option<SocketAddr>,
     parent: Option<Box<str>>,
     bytes: Transferred,
@@ -67,6 +71,7 @@ impl ConnectionRecord {
             ech: false,
             verdict: None,
             service_entry: None,
+            annotations: None,
             upstream: None,
             parent: None,
             bytes: Transferred::default(),
@@ -82,6 +87,7 @@ impl ConnectionRecord {
         self.verdict(plan.decision.verdict);
         if let Some(rule) = plan.decision.rule {
             self.service_entry = Some(rule.label.clone());
+            self.annotations = rule.annotations.clone();
         }
     }
 
@@ -176,6 +182,11 @@ impl Drop for ConnectionRecord {
             decision: verdict.label(),
             reason: verdict.reason_label(),
             service_entry: self.service_entry.as_deref(),
+            owner: self.annotations.as_deref().and_then(|a| a.owner.as_deref()),
+            ticket: self
+                .annotations
+                .as_deref()
+                .and_then(|a| a.ticket.as_deref()),
             upstream: self.upstream,
             parent: self.parent.as_deref(),
             bytes_egress: self.bytes.egress,

@@ -290,6 +290,22 @@ pub struct ParentProxy {
     /// `gateway.yaml`; read at start-up and on every reload, never logged.
     #[serde(default)]
     pub credentials_file: Option<PathBuf>,
+    /// Speak TLS to the parent (its certificate verified against `ca_file`) instead of
+    /// plaintext, so credentials and destinations never cross the network in the clear.
+    #[serde(default)]
+    pub tls: Option<ParentProxyTls>,
+}
+
+/// How the parent proxy's TLS certificate is verified.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentProxyTls {
+    /// PEM bundle of the CA certificates the parent's chain must lead to, relative to
+    /// `gateway.yaml`; read at start-up and on every reload.
+    pub ca_file: PathBuf,
+    /// The name (or IP) the parent's certificate must carry; the host of `address` by default.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 /// One namespace's route to the world when it differs from `upstream.proxy`.

@@ -5,6 +5,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::serviceentry::EntryAnnotations;
 
 use crate::names::{Host, Hostname, Namespace, Target};
 
@@ -75,6 +78,9 @@ pub struct Rule {
     pub ports: Vec<RulePort>,
     /// Where allowed connections go.
     pub upstream: Upstream,
+    /// Expiry, owner and ticket (`egress-gateway.io/*`), for the access log and `explain`; the
+    /// compile already left the entry out once it expired.
+    pub annotations: Option<Arc<EntryAnnotations>>,
 }
 
 impl Rule {

@@ -9,6 +9,7 @@ fn ns(s: &str) -> Namespace {
 
 fn rule(owner: &str, name: &str, ports: &[(u16, Inspection)]) -> Rule {
     Rule {
+        annotations: None,
         namespace: ns(owner),
         name: name.into(),
         label: format!("{owner}/{name}").into(),

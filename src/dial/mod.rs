@@ -6,9 +6,11 @@
 //! Returns a typed outcome; it never records metrics or logs.
 
 pub mod parent;
+pub mod parent_tls;
 pub mod pool;
 pub mod race;
 pub mod resolve;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,6 +23,7 @@ use crate::names::Host;
 
 pub use parent::{Parent, ParentRoutes};
 pub use resolve::{DnsResolver, Resolve, ResolveFailure};
+pub use upstream::Upstream;
 
 /// Why no upstream connection was made.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,10 @@ pub enum DialError {
     /// The parent proxy answered the `CONNECT` with this refusal (4xx).
     #[error("the parent proxy refused with status {0}")]
     ParentRefused(u16),
+    /// The TLS handshake with the parent proxy failed (its certificate did not verify, or it
+    /// does not speak TLS).
+    #[error("TLS to the parent proxy failed: {0}")]
+    ParentTls(std::io::Error),
 }
 
 impl DialError {
@@ -48,9 +55,19 @@ impl DialError {
         match self {
             Self::Forbidden => DenyReason::ForbiddenAddress,
             Self::Dns(_) => DenyReason::DnsFailure,
-            Self::Unreachable(_) => DenyReason::UpstreamUnreachable,
+            Self::Unreachable(_) | Self::ParentTls(_) => DenyReason::UpstreamUnreachable,
             Self::Timeout => DenyReason::UpstreamTimeout,
             Self::ParentRefused(_) => DenyReason::ParentRefused,
+        }
+    }
+
+    /// The `outcome` label of a failed parent attempt: the deny reason, except a failed TLS
+    /// handshake, which is named on its own so a certificate or CA problem at the parent is told
+    /// apart from the parent being down.
+    pub fn parent_outcome(&self) -> &'static str {
+        match self {
+            Self::ParentTls(_) => "parent_tls_failed",
+            other => other.reason().as_str(),
         }
     }
 }
@@ -58,8 +75,8 @@ impl DialError {
 /// An open upstream connection and the address it went to.
 #[derive(Debug)]
 pub struct Dialed {
-    /// The connected socket, `TCP_NODELAY` set.
-    pub stream: TcpStream,
+    /// The connection, `TCP_NODELAY` set.
+    pub stream: Upstream,
     /// The address that was dialled (for the access log).
     pub addr: SocketAddr,
 }
@@ -134,7 +151,10 @@ impl Dialer {
             }
             let attempt = move |addr| connect(addr, deadline);
             match race::race(race::interleave(allowed), race::STAGGER, attempt).await {
-                Ok((stream, addr)) => return Ok(Dialed { stream, addr }),
+                Ok((tcp, addr)) => {
+                    let stream = Upstream::Tcp(tcp);
+                    return Ok(Dialed { stream, addr });
+                }
                 Err(Some(err)) => last_error = Some(err),
                 Err(None) => {}
             }
@@ -188,7 +208,7 @@ impl Dialer {
     }
 
     /// One tunnel through `parent` to `authority`: resolve and dial the parent (raced like any
-    /// upstream), send `CONNECT`, read its answer.
+    /// upstream), speak TLS to it when configured, send `CONNECT`, read its answer.
     async fn through(
         &self,
         parent: &Parent,
@@ -210,7 +230,7 @@ impl Dialer {
         };
         let addrs = addrs.into_iter().filter(|addr| !self.is_self(*addr));
         let attempt = move |addr| connect(addr, deadline);
-        let (mut stream, addr) =
+        let (tcp, addr) =
             match race::race(race::interleave(addrs.collect()), race::STAGGER, attempt).await {
                 Ok(connected) => connected,
                 Err(Some(err)) if err.kind() == std::io::ErrorKind::TimedOut => {
@@ -219,6 +239,14 @@ impl Dialer {
                 Err(Some(err)) => return Err(DialError::Unreachable(err)),
                 Err(None) => return Err(DialError::Forbidden),
             };
+        let mut stream = match &parent.tls {
+            None => Upstream::Tcp(tcp),
+            Some(tls) => match tokio::time::timeout_at(deadline, tls.connect(tcp)).await {
+                Err(_) => return Err(DialError::Timeout),
+                Ok(Err(err)) => return Err(DialError::ParentTls(err)),
+                Ok(Ok(session)) => Upstream::Tls(Box::new(session)),
+            },
+        };
         let answer = tokio::time::timeout_at(deadline, parent.handshake(&mut stream, authority));
         match answer.await {
             Err(_) => Err(DialError::Timeout),

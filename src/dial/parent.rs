@@ -5,6 +5,10 @@
 //! The parent resolves names, so the deny list cannot see what a name resolves to there; what it
 //! still sees is every IP literal a tenant asks for and the parent's own address, which alone is
 //! exempt from it (a corporate proxy usually lives in a private range).
+//!
+//! The parent is spoken to in plaintext or, with `tls`, over TLS verified against the CA the
+//! operator names (`parent_tls.rs`): credentials and the destinations asked for then never cross
+//! the network in the clear.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,9 +16,11 @@ use std::io;
 use std::sync::Arc;
 
 use base64::Engine;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::parent_tls::ParentTls;
+use super::Upstream;
 use crate::names::Host;
 
 /// The longest response head a parent may send to a `CONNECT`.
@@ -30,11 +36,14 @@ pub struct Parent {
     pub port: u16,
     /// `Proxy-Authorization` value, when credentials are configured.
     authorization: Option<Box<str>>,
+    /// How to speak TLS to the parent, when it is reached over TLS.
+    pub tls: Option<ParentTls>,
 }
 
 impl Parent {
     /// Parses `host:port` (IPv6 in brackets) and turns `user:password` credentials into a Basic
     /// `Proxy-Authorization` value.
+    /// The parent is spoken to in plaintext until `tls` is set.
     pub fn new(address: &str, credentials: Option<&str>) -> Result<Self, String> {
         let (host, port) = address
             .rsplit_once(':')
@@ -62,6 +71,7 @@ impl Parent {
             host,
             port,
             authorization,
+            tls: None,
         })
     }
 
@@ -78,11 +88,16 @@ impl Parent {
     /// Asks the parent, over `stream`, for a tunnel to `authority`; returns the parent's status.
     /// Leaves `stream` positioned just after the response head: bytes the destination sends at
     /// once (an SSH or SMTP banner) stay for the tunnel.
-    pub async fn handshake(&self, stream: &mut TcpStream, authority: &str) -> io::Result<u16> {
+    pub async fn handshake(&self, stream: &mut Upstream, authority: &str) -> io::Result<u16> {
         stream
             .write_all(self.connect_request(authority).as_bytes())
             .await?;
-        read_status(stream).await
+        stream.flush().await?;
+        let head = match stream {
+            Upstream::Tcp(tcp) => read_head_peeking(tcp).await?,
+            Upstream::Tls(tls) => read_head_bytewise(tls.as_mut()).await?,
+        };
+        parse_status(&head)
     }
 }
 
@@ -95,6 +110,7 @@ impl fmt::Debug for Parent {
                 "credentials",
                 &self.authorization.as_ref().map(|_| "<redacted>"),
             )
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -129,7 +145,7 @@ impl ParentRoutes {
 
 /// Reads the parent's response head and consumes exactly it: peeks, and reads only up to the
 /// blank line, so whatever follows in the same segment stays in the socket.
-async fn read_status(stream: &mut TcpStream) -> io::Result<u16> {
+async fn read_head_peeking(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     let mut head: Vec<u8> = Vec::with_capacity(256);
     let mut chunk = [0u8; 1024];
     loop {
@@ -155,18 +171,46 @@ async fn read_status(stream: &mut TcpStream) -> io::Result<u16> {
             break;
         }
         if head.len() > MAX_RESPONSE_HEAD {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the parent's response head is too long",
-            ));
+            return Err(too_long());
         }
     }
+    Ok(head)
+}
+
+/// Reads the parent's response head over TLS, where nothing can be peeked: one byte at a time
+/// (from rustls's buffer, not the socket), so the tunnel's first bytes stay unread.
+async fn read_head_bytewise<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Vec<u8>> {
+    let mut head: Vec<u8> = Vec::with_capacity(256);
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > MAX_RESPONSE_HEAD {
+            return Err(too_long());
+        }
+        let byte = stream.read_u8().await.map_err(|err| match err.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the parent closed before answering",
+            ),
+            _ => err,
+        })?;
+        head.push(byte);
+    }
+    Ok(head)
+}
+
+fn parse_status(head: &[u8]) -> io::Result<u16> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
-    match response.parse(&head) {
+    match response.parse(head) {
         Ok(httparse::Status::Complete(_)) => response.code.ok_or_else(malformed),
         _ => Err(malformed()),
     }
+}
+
+fn too_long() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "the parent's response head is too long",
+    )
 }
 
 fn malformed() -> io::Error {

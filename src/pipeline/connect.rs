@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use tokio::net::TcpStream;
+use crate::dial::Upstream;
 
 use super::answer;
 use super::io::Rewind;
@@ -106,7 +106,7 @@ pub(super) async fn tunnel<S: ClientIo>(
     snapshot: &Snapshot,
     plan: &Plan<'_>,
     mut client: S,
-    upstream: TcpStream,
+    upstream: Upstream,
     mut early: BytesMut,
     record: &mut ConnectionRecord,
 ) {

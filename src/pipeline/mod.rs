@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::account::{metrics, Accounting, ConnectionRecord};
 use crate::dial::pool::IdlePool;
-use crate::dial::Dialer;
+use crate::dial::{DialError, Dialer, Upstream};
 use crate::limit::{Permit, TenantLimiter};
 use crate::plan::{DenyReason, Listener, Plan, Tenant};
 use crate::snapshot::{Snapshot, SnapshotCell};
@@ -62,7 +62,7 @@ pub struct Outbound {
     /// Holds the tenant's connection slot until dropped.
     pub permit: Permit,
     /// The upstream connection.
-    pub upstream: TcpStream,
+    pub upstream: Upstream,
 }
 
 /// Why a tunnel's ClientHello could not be read.
@@ -120,7 +120,7 @@ impl Context {
         snapshot: &Snapshot,
         plan: &Plan<'_>,
         record: &mut ConnectionRecord,
-    ) -> Result<TcpStream, DenyReason> {
+    ) -> Result<Upstream, DenyReason> {
         let started = Instant::now();
         // Resolver and connect state is only needed until the upstream answers; boxed, it is
         // freed then instead of staying in the connection's task for the tunnel's whole life.
@@ -135,7 +135,7 @@ impl Context {
                 let dialed = Box::pin(self.dialer.dial_via(parent, targets, guard, timeout)).await;
                 let outcome = dialed
                     .as_ref()
-                    .map_or_else(|err| err.reason().as_str(), |_| "connected");
+                    .map_or_else(DialError::parent_outcome, |_| "connected");
                 metrics::parent_connect(&parent.name, outcome);
                 dialed
             }
@@ -185,7 +185,7 @@ impl Context {
         &self,
         snapshot: &Snapshot,
         client: C,
-        upstream: TcpStream,
+        upstream: Upstream,
         early: BytesMut,
         record: &mut ConnectionRecord,
     ) -> SpliceEnd {
@@ -198,11 +198,20 @@ impl Context {
         let cut = self.hard_stop.cancelled();
         // The userspace splice's state is twice the zero-copy one's; boxing it keeps it out of
         // every plain TCP tunnel's task, which is most of what an idle tunnel costs.
-        let (_, end) = match client.into_tcp() {
-            Ok(tcp) => splice::splice_tcp(tcp, upstream, early, options, cut, progress).await,
-            Err(other) => {
+        let (_, end) = match (client.into_tcp(), upstream.into_tcp()) {
+            (Ok(client), Ok(upstream)) => {
+                splice::splice_tcp(client, upstream, early, options, cut, progress).await
+            }
+            (Ok(client), Err(upstream)) => {
                 Box::pin(splice::splice(
-                    other, upstream, early, options, cut, progress,
+                    client, upstream, early, options, cut, progress,
+                ))
+                .await
+            }
+            (Err(client), upstream) => {
+                let upstream = upstream.map_or_else(std::convert::identity, Upstream::Tcp);
+                Box::pin(splice::splice(
+                    client, upstream, early, options, cut, progress,
                 ))
                 .await
             }

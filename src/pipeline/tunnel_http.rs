@@ -7,12 +7,12 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::dial::Upstream;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 use super::forward::{deny, plain, request_head, strip_hop_by_hop, upstream_request, Body};
@@ -29,7 +29,7 @@ pub async fn serve<I>(
     ctx: &Context,
     plan: &Plan<'_>,
     client: I,
-    upstream: TcpStream,
+    upstream: Upstream,
     record: &mut ConnectionRecord,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,

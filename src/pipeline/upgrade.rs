@@ -5,12 +5,12 @@
 //! `Upgrade: h2c` is refused: a cleartext HTTP/2 tunnel through the gateway would carry requests
 //! the gateway never planned (the "h2c smuggling" pattern).
 
+use crate::dial::Upstream;
 use bytes::BytesMut;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::io::Counted;
 use super::{ClientIo, Context};
@@ -81,7 +81,7 @@ pub async fn splice(ctx: &Context, snapshot: &Snapshot, switch: Switch, http_byt
     let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {
         return;
     };
-    let Ok(upstream) = upstream.downcast::<TokioIo<Counted<TcpStream>>>() else {
+    let Ok(upstream) = upstream.downcast::<TokioIo<Counted<Upstream>>>() else {
         return;
     };
     let mut client = TokioIo::new(client);

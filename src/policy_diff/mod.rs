@@ -2,6 +2,7 @@
 //! computed on the compiled policies of both trees (so it agrees with `run` and `explain`), for a
 //! pull-request comment (Markdown) or a pipeline (JSON), with an exit code a pipeline can gate on.
 
+pub mod expiring;
 pub mod exposure;
 pub mod redundancy;
 pub mod render;
@@ -58,6 +59,8 @@ pub struct Report {
     pub gateway_risks: Vec<Risk>,
     /// Every namespace with a change, by name; `*` stands for namespaces neither tree names.
     pub namespaces: Vec<NamespacePlan>,
+    /// Head entries expiring within 14 days, or already expired (never counted by `--fail-on`).
+    pub expiring: Vec<expiring::Expiring>,
     /// The `--access-log` replay, when logs were given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay: Option<replay::Replay>,
@@ -76,6 +79,8 @@ pub struct Summary {
     pub risks: usize,
     /// Entries newly redundant in head.
     pub redundant: usize,
+    /// Head entries expiring within 14 days, or already expired.
+    pub expiring: usize,
 }
 
 /// What the change does to one namespace.
@@ -198,10 +203,13 @@ pub fn plan(base: &Tree, head: &Tree) -> Report {
             redundant,
         });
     }
+    let expiring = expiring::expiring(head);
+    summary.expiring = expiring.len();
     Report {
         summary,
         gateway_risks,
         namespaces,
+        expiring,
         replay: None,
     }
 }

@@ -50,6 +50,13 @@ fn fit(text: &str, limit: usize) -> String {
 }
 
 fn full_markdown(report: &Report) -> String {
+    let mut out = changes(report);
+    super::expiring::markdown(&mut out, &report.expiring);
+    out
+}
+
+/// The summary line and the per-namespace changes.
+fn changes(report: &Report) -> String {
     let s = &report.summary;
     let mut out = String::new();
     let _ = writeln!(out, "## Egress allowlist plan\n");

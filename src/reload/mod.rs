@@ -6,9 +6,12 @@
 //! after the first event of a burst, so a stream of writes cannot postpone it forever. What a
 //! reload does is the caller's business; [`ReloadThread`] is where it runs.
 
+mod reloader;
 mod thread;
 
-pub use thread::ReloadThread;
+pub(crate) use reloader::ReloadState;
+pub use reloader::{publish, Cause, Reloader};
+pub use thread::{Jobs, ReloadThread};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -2,6 +2,11 @@
 //!
 //! `check`, `explain`, start-up and every reload run exactly this function, so what `check`
 //! accepts is what `run` serves. Problems are collected, never returned one at a time.
+//!
+//! Expiry is applied here and nowhere else: an entry whose `egress-gateway.io/expires` is at or
+//! before the compile's instant is left out of every allowlist, so the planner, `explain`, `plan`
+//! and every front end agree on it by construction; the snapshot says when the next one expires,
+//! for the reloader to compile again then.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -26,6 +31,7 @@ use crate::identify::SourceTenants;
 use crate::names::{HostPattern, Hostname, Namespace};
 use crate::pace::Pacer;
 
+use super::expiry::Expiries;
 use super::reuse::{CompileCache, Compiled};
 use super::Snapshot;
 
@@ -40,6 +46,16 @@ pub fn compile_reusing(
     loaded: &LoadedConfig,
     generation: u64,
     cache: &mut CompileCache,
+) -> Result<Snapshot, Vec<Diagnostic>> {
+    compile_at(loaded, generation, cache, SystemTime::now())
+}
+
+/// Like [`compile_reusing`], judging expiry at `now` (the wall clock, except in tests).
+pub fn compile_at(
+    loaded: &LoadedConfig,
+    generation: u64,
+    cache: &mut CompileCache,
+    now: SystemTime,
 ) -> Result<Snapshot, Vec<Diagnostic>> {
     let mut problems = Vec::new();
     let gateway = &loaded.gateway;
@@ -58,8 +74,12 @@ pub fn compile_reusing(
     let mut namespaces: BTreeMap<Namespace, Vec<Arc<SourcedEntry>>> = BTreeMap::new();
     let mut positions = EntryPositions::default();
     let mut pacer = Pacer::default();
+    let mut expiries = Expiries::default();
     for sourced in &loaded.entries {
         pacer.step();
+        if expiries.expired(sourced, now) {
+            continue;
+        }
         match compiling.add(sourced, |entry| compile_entry(entry, default_export_to)) {
             Ok(()) => match namespaces.get_mut(&sourced.namespace) {
                 Some(owned) => owned.push(sourced.clone()),
@@ -101,7 +121,9 @@ pub fn compile_reusing(
         zero_copy: gateway.runtime.zero_copy,
         files: loaded.files.clone(),
         namespaces,
-        loaded_at: SystemTime::now(),
+        expired: expiries.expired,
+        next_expiry: expiries.next,
+        loaded_at: now,
     })
 }
 
@@ -205,6 +227,7 @@ fn compile_entry(sourced: &SourcedEntry, default_export_to: &[String]) -> Result
         file: sourced.file.clone(),
         ports,
         upstream,
+        annotations: sourced.annotations.clone(),
     };
     Ok((rule, visibility, hosts, addresses))
 }

@@ -8,6 +8,7 @@
 //! never pays for tearing down a large policy on a runtime worker.
 
 pub mod compile;
+pub mod expiry;
 pub mod parents;
 pub mod reuse;
 
@@ -26,13 +27,14 @@ use crate::dial::ParentRoutes;
 use crate::identify::SourceTenants;
 use crate::names::Namespace;
 
-pub use compile::{compile, compile_reusing};
+pub use compile::{compile, compile_at, compile_reusing};
 pub use reuse::CompileCache;
 
 /// Everything a connection needs to know about configuration, compiled.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// Increases by one with every successful load.
+    /// Increases by one with every snapshot published: each successful load, and each
+    /// recompile at an entry's expiry.
     pub generation: u64,
     /// The compiled allowlists and enforcement modes.
     pub policy: Policy,
@@ -56,9 +58,16 @@ pub struct Snapshot {
     pub zero_copy: bool,
     /// Files read for this snapshot and their digests.
     pub files: Vec<FileDigest>,
-    /// Each namespace's own entries, for `/config` and the `egress_service_entries` gauge.
+    /// Each namespace's own entries, for `/config` and the `egress_service_entries` gauge;
+    /// expired entries are not among them.
     pub namespaces: BTreeMap<Namespace, Vec<Arc<SourcedEntry>>>,
-    /// When this snapshot was compiled.
+    /// Entries left out because `egress-gateway.io/expires` had passed when this was compiled,
+    /// for `check` and `plan` to name.
+    pub expired: Vec<Arc<SourcedEntry>>,
+    /// When the next entry of this snapshot expires: the reloader compiles again at that
+    /// instant, without reading any file.
+    pub next_expiry: Option<SystemTime>,
+    /// When this snapshot was compiled; expiry is judged at this instant.
     pub loaded_at: SystemTime,
 }
 

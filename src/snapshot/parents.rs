@@ -1,5 +1,6 @@
 //! Compiling `upstream.proxy` and `upstream.namespaces` into the routes the dialler follows,
-//! reading each parent's credentials file (so a rotated password applies on the next reload).
+//! reading each parent's credentials file and TLS CA bundle (so a rotated password or CA applies
+//! on the next reload).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -7,8 +8,9 @@ use std::sync::Arc;
 
 use crate::config::gateway::{ParentProxy, Upstream};
 use crate::config::Diagnostic;
+use crate::dial::parent_tls::ParentTls;
 use crate::dial::{Parent, ParentRoutes};
-use crate::names::Namespace;
+use crate::names::{Host, Namespace};
 
 use super::compile::gateway_position;
 
@@ -62,7 +64,20 @@ fn compile_one(
             .map(Some)
             .map_err(|err| format!("credentials_file {}: {err}", path.display())),
     };
-    match credentials.and_then(|text| Parent::new(&parent.address, text.as_deref())) {
+    let tls = |host: &Host| match &parent.tls {
+        None => Ok(None),
+        Some(tls) => std::fs::read(&tls.ca_file)
+            .map_err(|err| format!("tls.ca_file {}: {err}", tls.ca_file.display()))
+            .and_then(|pem| ParentTls::new(&pem, tls.server_name.as_deref(), host))
+            .map(Some)
+            .map_err(|message| format!("tls: {message}")),
+    };
+    let parsed = credentials.and_then(|text| {
+        let mut parsed = Parent::new(&parent.address, text.as_deref())?;
+        parsed.tls = tls(&parsed.host)?;
+        Ok(parsed)
+    });
+    match parsed {
         Ok(parent) => Some(Arc::new(parent)),
         Err(message) => {
             problem(problems, file, section, &message);

@@ -178,7 +178,8 @@ mod tests {
     use crate::config::load::{load_cached, ParseCache};
     use crate::decide::Verdict;
     use crate::names::{Host, Target};
-    use crate::snapshot::{compile_reusing, Snapshot};
+    use crate::snapshot::{compile_at, compile_reusing, Snapshot};
+    use std::time::{Duration, SystemTime};
 
     /// A config directory reloaded the way the reloader does it: both caches carried over.
     struct Reloads {
@@ -335,5 +336,30 @@ mod tests {
             Arc::ptr_eq(&b, &reloads.kept("b")),
             "b survived the failure"
         );
+    }
+
+    #[test]
+    fn an_expiry_rebuilds_only_the_namespace_of_the_expired_entry() {
+        let mut reloads = Reloads::new(".");
+        reloads.entry("b", "db", "db.example.com", "");
+        let api = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: api\n  annotations: {egress-gateway.io/expires: \"2030-01-01T01:00:00+01:00\"}\nspec:\n  hosts: [api.example.com]\n  ports: [{number: 443, name: https, protocol: HTTPS}]\n  resolution: DNS\n";
+        reloads.write(Path::new("serviceentries/a/api.yaml"), api);
+        let loaded = load_cached(reloads.dir.path(), &mut reloads.parsed).expect("loads");
+        let expiry = SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_456_000);
+        let early = expiry - Duration::from_millis(1);
+        let before = compile_at(&loaded, 1, &mut reloads.compiled, early).expect("compiles");
+        assert!(reaches(&before, "a", "api.example.com"));
+        assert_eq!(before.next_expiry, Some(expiry));
+        let b = reloads.kept("b");
+
+        let after = compile_at(&loaded, 2, &mut reloads.compiled, expiry).expect("compiles");
+        assert!(
+            !reaches(&after, "a", "api.example.com"),
+            "expired at its instant"
+        );
+        assert_eq!(after.next_expiry, None);
+        assert_eq!(after.expired.len(), 1);
+        assert!(after.namespaces.keys().all(|ns| ns.as_str() != "a"));
+        assert!(Arc::ptr_eq(&b, &reloads.kept("b")), "b kept its allowlist");
     }
 }

@@ -21,6 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::dial::Upstream;
+
 /// Bytes moved in each direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Transferred {
@@ -124,15 +126,10 @@ pub async fn splice_tcp(
         let (up, down) = (pin!(up), pin!(down));
         drive(up, down, &meter, options, cut, on_progress).await
     } else {
-        Box::pin(copy_both(
-            &mut client,
-            &mut upstream,
-            early,
-            options,
-            cut,
-            on_progress,
-        ))
-        .await
+        let (client_read, client_write) = client.split();
+        let (upstream_read, upstream_write) = upstream.split();
+        let halves = (client_read, client_write, upstream_read, upstream_write);
+        Box::pin(copy_halves(halves, early, options, cut, on_progress)).await
     };
     if outcome.1 == SpliceEnd::Error {
         abort(&client);
@@ -146,7 +143,7 @@ pub async fn splice_tcp(
 /// [`splice_tcp`]; the client is closed as its stream type closes.
 pub async fn splice<C>(
     client: C,
-    upstream: TcpStream,
+    upstream: Upstream,
     early: BytesMut,
     options: SpliceOptions,
     cut: impl Future<Output = ()>,
@@ -158,14 +155,14 @@ where
     let (mut client, mut upstream) = (client, upstream);
     let outcome = copy_both(&mut client, &mut upstream, early, options, cut, on_progress).await;
     if outcome.1 == SpliceEnd::Error {
-        abort(&upstream);
+        abort(upstream.socket());
     }
     outcome
 }
 
 async fn copy_both<C>(
     client: &mut C,
-    upstream: &mut TcpStream,
+    upstream: &mut Upstream,
     early: BytesMut,
     options: SpliceOptions,
     cut: impl Future<Output = ()>,
@@ -174,9 +171,38 @@ async fn copy_both<C>(
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
+    let (client_read, client_write) = tokio::io::split(client);
+    // A plain socket splits into borrowed halves with no lock between them; only TLS to a
+    // parent needs the shared split.
+    match upstream {
+        Upstream::Tcp(tcp) => {
+            let (upstream_read, upstream_write) = tcp.split();
+            let halves = (client_read, client_write, upstream_read, upstream_write);
+            copy_halves(halves, early, options, cut, on_progress).await
+        }
+        Upstream::Tls(tls) => {
+            let (upstream_read, upstream_write) = tokio::io::split(tls.as_mut());
+            let halves = (client_read, client_write, upstream_read, upstream_write);
+            copy_halves(halves, early, options, cut, on_progress).await
+        }
+    }
+}
+
+/// Copies both ways between the client's and the upstream's read and write halves.
+async fn copy_halves<CR, CW, UR, UW>(
+    (mut client_read, mut client_write, mut upstream_read, mut upstream_write): (CR, CW, UR, UW),
+    early: BytesMut,
+    options: SpliceOptions,
+    cut: impl Future<Output = ()>,
+    on_progress: impl FnMut(Transferred),
+) -> (Transferred, SpliceEnd)
+where
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+    UR: AsyncRead + Unpin,
+    UW: AsyncWrite + Unpin,
+{
     let meter = Meter::new();
-    let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut upstream_read, mut upstream_write) = upstream.split();
     let up = userspace::copy_with_early(
         &mut client_read,
         &mut upstream_write,

@@ -24,7 +24,7 @@ fn serving_config(upstream: SocketAddr) -> ConfigDir {
 }
 
 /// Runs `egress-gateway check` on `dir`: (exit code, stderr).
-fn check(dir: &Path) -> (Option<i32>, String) {
+pub(crate) fn check(dir: &Path) -> (Option<i32>, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_egress-gateway"))
         .args(["check", "--config"])
         .arg(dir)

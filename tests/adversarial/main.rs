@@ -21,7 +21,9 @@
 //! | `cardinality` | sprayed names never become metric labels |
 //! | `defects` | issue 14 defects #10 (ECH) and #12 (bare LF then CL+TE) on their own |
 //! | `config_side` | config-side attempts: deep nesting, alias bombs, symlinks out of the tree, a folder granting another namespace, `exportTo` tricks |
+//! | `expiry_tricks` | `egress-gateway.io/expires` dates bending RFC 3339, duplicated keys, control characters in owner and ticket, expiry across namespaces and `exportTo`, re-enabling only by a file change |
 //! | `dns_answers` | DNS answers in every forbidden class (and wrapped in NAT64, 6to4, Teredo), inside a loopback-only network namespace |
+//! | `parent_tricks` | a hostile or broken TLS parent proxy: endless heads, redirects, silence, early close, `407`, bytes behind its `200`, plaintext where TLS was configured |
 //! | `suggest_log` | hostile access-log lines fed to `suggest`: YAML and newline injection, `*.com`, public suffixes with many children, IP literals, huge lines, invalid UTF-8, namespaces that would escape `--out` |
 //! | `explain_agrees` | `explain` and `run` give the same verdict and reason for every expressible attack |
 
@@ -36,6 +38,7 @@ mod config_side;
 mod connect_target;
 mod defects;
 mod dns_answers;
+mod expiry_tricks;
 mod explain_agrees;
 mod h2_abuse;
 mod h2_floods;
@@ -44,6 +47,7 @@ mod h2_world;
 mod hello;
 mod mtls_identity;
 mod origin;
+mod parent_tricks;
 mod pki;
 mod slot_leaks;
 mod smuggling;

@@ -9,18 +9,22 @@
 #![allow(dead_code)] // each test crate uses a different part of the harness
 
 mod clients;
+mod expiry;
 mod logs;
 mod metrics;
 pub mod mtls;
 pub mod pki;
 mod process;
 mod servers;
+pub mod squid;
 pub mod tls_origin;
 pub mod tunnel;
 
 // Each test crate uses a different part, so some of these re-exports go unused in each.
 #[allow(unused_imports)]
 pub use clients::*;
+#[allow(unused_imports)]
+pub use expiry::*;
 #[allow(unused_imports)]
 pub use logs::*;
 #[allow(unused_imports)]
@@ -119,6 +123,16 @@ pub fn static_entry(
 /// two spaces per line by the caller.
 pub fn entry_yaml(name: &str, spec: &str) -> String {
     format!("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}}}\nspec:\n{spec}")
+}
+
+/// Runs the CLI with `args` and `--config dir`, as an operator would.
+pub fn cli(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_egress-gateway"))
+        .args(args)
+        .arg("--config")
+        .arg(dir)
+        .output()
+        .expect("run the CLI")
 }
 
 /// A gateway.yaml with the transparent `sni` (port 443) and `http` (port 80) listeners, the

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::pki::{Ca, Issued};
 use super::{ConfigDir, Gateway, WAIT};
@@ -37,6 +37,19 @@ pub fn key(pem: &str) -> PrivateKeyDer<'static> {
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A TLS acceptor serving `issued` with `alpn`, no client certificates: for origins and parent
+/// proxies the gateway dials.
+pub fn server_acceptor(issued: &Issued, alpn: &[&[u8]]) -> TlsAcceptor {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs(&issued.cert), key(&issued.key))
+        .expect("server config");
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    TlsAcceptor::from(Arc::new(config))
 }
 
 pub fn write(dir: &Path, name: &str, content: &str) {

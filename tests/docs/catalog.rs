@@ -35,8 +35,9 @@ fn access_log_struct_fields() -> BTreeSet<String> {
         .collect()
 }
 
-/// What a running gateway shows after one allowed tunnel and one denied CONNECT: the metric
-/// families on `/metrics` with their label names, and the keys of its access-log lines.
+/// What a running gateway shows after one allowed tunnel (through an entry with an expiry, owner
+/// and ticket) and one denied CONNECT: the metric families on `/metrics` with their label names,
+/// and the keys of its access-log lines.
 struct Observed {
     metric_labels: BTreeMap<String, BTreeSet<String>>,
     log_fields: BTreeSet<String>,
@@ -45,10 +46,14 @@ struct Observed {
 async fn observe_running_gateway() -> Observed {
     let echo = echo_server().await;
     let config = ConfigDir::new(&gateway_yaml(""));
-    config.entry(
-        "app1/a.yaml",
-        &static_entry("a", "a.test", 9000, "TCP", echo),
-    );
+    let expires = rfc3339(whole_second_after(std::time::Duration::from_secs(86_400)));
+    let entry = static_entry("a", "a.test", 9000, "TCP", echo);
+    let owned = [
+        ("egress-gateway.io/expires", expires.as_str()),
+        ("egress-gateway.io/owner", "team-a"),
+        ("egress-gateway.io/ticket", "CHG-1"),
+    ];
+    config.entry("app1/a.yaml", &annotated(&entry, "a", &owned));
     let gateway = Gateway::start(&config);
     let proxy = gateway.addr("connect");
     let mut tunnel = open_tunnel(APP1, proxy, "a.test:9000").await;

@@ -19,7 +19,7 @@ use super::{deserialize_at, join_path, shape_ok, syntax_error, DocumentOrigin, E
 use super::{list_split, Sink, SourcedEntry};
 use crate::config::diagnostic::Diagnostic;
 use crate::config::locate::{Locator, Position};
-use crate::config::serviceentry::{self, ServiceEntry};
+use crate::config::serviceentry::{self, EntryAnnotations, ServiceEntry};
 use crate::names::Namespace;
 use crate::pace::Pacer;
 
@@ -226,6 +226,10 @@ fn read_service_entry(
     if failed {
         return;
     }
+    let annotations = EntryAnnotations::parse(&entry.metadata)
+        .ok()
+        .flatten()
+        .map(Arc::new);
     // Boxed at once: a Vec of entries inline would hold each twice while it grows.
     out.push(Arc::new(SourcedEntry {
         namespace,
@@ -236,6 +240,7 @@ fn read_service_entry(
             path: prefix.trim_end_matches('.').to_owned(),
         },
         entry,
+        annotations,
     }));
 }
 

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use super::diagnostic::Diagnostic;
 use super::gateway::{GatewayFile, Runtime};
 use super::locate::{Locator, Position};
-use super::serviceentry::ServiceEntry;
+use super::serviceentry::{EntryAnnotations, ServiceEntry};
 use super::shape;
 use crate::names::Namespace;
 use crate::pace::Pacer;
@@ -66,6 +66,9 @@ pub struct SourcedEntry {
     pub origin: DocumentOrigin,
     /// The entry as written.
     pub entry: ServiceEntry,
+    /// Its `egress-gateway.io/*` annotations (expiry, owner, ticket), parsed once; shared with
+    /// every compiled rule of the entry, so an allowed connection's record points at them.
+    pub annotations: Option<Arc<EntryAnnotations>>,
 }
 
 /// Where in its file an entry was written, cheap to keep; turned into a line only when needed.
@@ -88,6 +91,12 @@ pub struct EntryPositions {
 impl EntryPositions {
     /// The line and column where `entry` starts.
     pub fn of(&mut self, entry: &SourcedEntry) -> Option<Position> {
+        self.of_field(entry, "")
+    }
+
+    /// The line and column of `field` (a path inside the entry, like `metadata.name`; empty for
+    /// the entry itself), or of its nearest written parent.
+    pub fn of_field(&mut self, entry: &SourcedEntry, field: &str) -> Option<Position> {
         if !self.files.contains_key(&entry.file) {
             let locator = fs::read_to_string(&entry.file)
                 .ok()
@@ -95,7 +104,13 @@ impl EntryPositions {
             self.files.insert(entry.file.clone(), locator);
         }
         let locator = self.files.get(&entry.file)?.as_ref()?;
-        locator.find(entry.origin.doc, &entry.origin.path)
+        let origin = &entry.origin;
+        let path = match (origin.path.as_str(), field) {
+            (item, "") => item.to_owned(),
+            ("", field) => field.to_owned(),
+            (item, field) => format!("{item}.{field}"),
+        };
+        locator.find(origin.doc, &path)
     }
 }
 
@@ -344,6 +359,9 @@ fn resolve_paths(gateway: &mut GatewayFile, dir: &Path) {
     for parent in parents {
         if let Some(file) = parent.credentials_file.as_mut() {
             *file = dir.join(&*file);
+        }
+        if let Some(tls) = parent.tls.as_mut() {
+            tls.ca_file = dir.join(&tls.ca_file);
         }
     }
 }

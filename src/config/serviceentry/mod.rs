@@ -6,12 +6,14 @@
 //! document with `serde_path_to_error`, calls [`validate`], and maps every [`Finding::path`] to a
 //! `FILE:LINE:COL` itself.
 
+pub mod annotations;
 mod validate;
 mod wire;
 
 #[cfg(test)]
 mod tests;
 
+pub use annotations::{EntryAnnotations, Expiry};
 pub use validate::validate;
 pub use wire::{
     ExportTo, Inspection, Location, ObjectMeta, Protocol, Resolution, ServiceEntry,

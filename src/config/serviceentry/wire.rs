@@ -43,9 +43,9 @@ impl ServiceEntry {
     }
 }
 
-/// Kubernetes object metadata. Only `name`, `namespace` and `labels` mean anything to the gateway;
-/// every other key (`annotations`, `uid`, `resourceVersion`, `managedFields`, ...) is kept in
-/// `rest` and ignored.
+/// Kubernetes object metadata. Only `name`, `namespace`, `labels` and the `egress-gateway.io/*`
+/// annotations (read from `rest` by [`super::EntryAnnotations`]) mean anything to the gateway;
+/// every other key (`uid`, `resourceVersion`, `managedFields`, ...) is kept in `rest` and ignored.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {

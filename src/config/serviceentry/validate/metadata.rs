@@ -1,7 +1,9 @@
-//! The object header: `apiVersion`, `kind`, `metadata.name` and `metadata.namespace`.
+//! The object header: `apiVersion`, `kind`, `metadata.name`, `metadata.namespace` and the
+//! gateway's `egress-gateway.io/*` annotations.
 //!
 //! Owns the accepted API versions and the Kubernetes object-name rule. Must not look into `spec`.
 
+use crate::config::serviceentry::annotations::EntryAnnotations;
 use crate::config::serviceentry::wire::ServiceEntry;
 use crate::names::Namespace;
 
@@ -42,6 +44,11 @@ pub(super) fn check_header(se: &ServiceEntry, out: &mut Findings) {
                 "metadata.namespace",
                 format!("metadata.namespace {message}"),
             );
+        }
+    }
+    if let Err(problems) = EntryAnnotations::parse(&se.metadata) {
+        for problem in problems {
+            out.error(problem.path, problem.message);
         }
     }
 }
