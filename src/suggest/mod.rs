@@ -287,3 +287,33 @@ fn prune(tree: &Tree, observed: &Observed, only: Option<&Namespace>) -> String {
         unused.concat()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(listener: &str, port: u16, sni: Option<&str>) -> Flow {
+        Flow {
+            namespace: "app1".into(),
+            listener: listener.into(),
+            host: "a.example.com".into(),
+            port,
+            sni: sni.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_protocol_follows_what_was_seen_then_the_well_known_ports() {
+        let cases = [
+            (flow("sni", 8443, None), Protocol::Tls),
+            (flow("connect", 8443, Some("a.example.com")), Protocol::Tls),
+            (flow("http", 8080, None), Protocol::Http),
+            (flow("connect", 443, None), Protocol::Tls),
+            (flow("connect_tls", 80, None), Protocol::Http),
+            (flow("connect", 5432, None), Protocol::Tcp),
+        ];
+        for (flow, expected) in cases {
+            assert_eq!(protocol(&flow), expected, "{flow:?}");
+        }
+    }
+}
