@@ -91,8 +91,9 @@ async fn suggested_files_pass_check_and_allow_exactly_the_denied_flows() {
         out.as_os_str(),
     ]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
+    // Two names of one.test on a TCP port: one `resolution: DNS` entry each, in one file.
     assert!(
-        stdout.contains("wrote 3 file(s) with 3 entries"),
+        stdout.contains("wrote 3 file(s) with 4 entries"),
         "{stdout}"
     );
     assert!(
@@ -126,7 +127,7 @@ async fn suggested_files_pass_check_and_allow_exactly_the_denied_flows() {
         run_cli(&[os("check"), os("--config"), suggested.path().as_os_str()]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
-        stdout.contains("(2 namespaces, 3 ServiceEntries"),
+        stdout.contains("(2 namespaces, 4 ServiceEntries"),
         "{stdout}"
     );
     drop(gateway);

@@ -84,30 +84,32 @@ pub fn render(
     let mut documents = Vec::new();
     let mut hosts = Vec::new();
     for (ports, group) in &by_ports {
-        let document = Document {
-            api_version: "networking.istio.io/v1",
-            kind: "ServiceEntry",
-            metadata: Metadata {
-                name: unique_name(domain, taken),
-                namespace: namespace.as_str(),
-            },
-            spec: Spec {
-                hosts: group.iter().map(|d| d.host.as_str()).collect(),
-                export_to: ["."],
-                location: "MESH_EXTERNAL",
-                resolution: "NONE",
-                ports: ports
-                    .iter()
-                    .map(|(number, protocol)| Port {
-                        number: *number,
-                        name: format!("{}-{number}", protocol.as_str().to_ascii_lowercase()),
-                        protocol: protocol.as_str(),
-                    })
-                    .collect(),
-            },
-        };
-        hosts.extend(group.iter().map(|d| d.host.clone()));
-        documents.push(serde_yaml::to_string(&document).map_err(|e| e.to_string())?);
+        for (resolution, entry_hosts) in entries_for(ports, group) {
+            let document = Document {
+                api_version: "networking.istio.io/v1",
+                kind: "ServiceEntry",
+                metadata: Metadata {
+                    name: unique_name(domain, taken),
+                    namespace: namespace.as_str(),
+                },
+                spec: Spec {
+                    hosts: entry_hosts.clone(),
+                    export_to: ["."],
+                    location: "MESH_EXTERNAL",
+                    resolution,
+                    ports: ports
+                        .iter()
+                        .map(|(number, protocol)| Port {
+                            number: *number,
+                            name: format!("{}-{number}", protocol.as_str().to_ascii_lowercase()),
+                            protocol: protocol.as_str(),
+                        })
+                        .collect(),
+                },
+            };
+            hosts.extend(entry_hosts.iter().map(|h| (*h).to_owned()));
+            documents.push(serde_yaml::to_string(&document).map_err(|e| e.to_string())?);
+        }
     }
     Ok(File {
         path: PathBuf::from(namespace.as_str()).join(format!("{domain}.yaml")),
@@ -115,6 +117,32 @@ pub fn render(
         hosts,
         entries: documents.len(),
     })
+}
+
+/// How the hosts sharing `ports` are split into entries, and each entry's resolution. Exact
+/// names are `DNS`, the conventional Istio choice, which `plan` does not flag; a wildcard must be
+/// `NONE`. On a TCP port nothing in the stream names the host, so several names there cannot
+/// share a `DNS` entry: each gets its own. (The gateway treats both resolutions alike: it
+/// resolves the name the tenant asked for and checks every answer against the deny list.)
+fn entries_for<'d>(
+    ports: &[(u16, Protocol)],
+    group: &[&'d Destination],
+) -> Vec<(&'static str, Vec<&'d str>)> {
+    let (wildcards, exact): (Vec<&str>, Vec<&str>) = group
+        .iter()
+        .map(|d| d.host.as_str())
+        .partition(|host| host.starts_with("*."));
+    let opaque = ports.iter().any(|(_, protocol)| *protocol == Protocol::Tcp);
+    let mut entries = Vec::new();
+    if !wildcards.is_empty() {
+        entries.push(("NONE", wildcards));
+    }
+    if opaque {
+        entries.extend(exact.into_iter().map(|host| ("DNS", vec![host])));
+    } else if !exact.is_empty() {
+        entries.push(("DNS", exact));
+    }
+    entries
 }
 
 /// `suggested-<domain with dashes>`, cut to fit, with `-2`, `-3`... when already taken.
@@ -168,4 +196,42 @@ fn comment(namespace: &Namespace, domain: &str, destinations: &[Evidenced<'_>]) 
         let _ = writeln!(out, "#   ... and {} more", flows.len() - MAX_EVIDENCE);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn destination(host: &str) -> Destination {
+        Destination {
+            host: host.to_owned(),
+            names: BTreeSet::new(),
+            ports: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn exact_names_are_dns_and_split_on_tcp_while_a_wildcard_is_none() {
+        let (wild, api, www) = (
+            destination("*.cdn.example.com"),
+            destination("api.example.com"),
+            destination("www.example.com"),
+        );
+        let group = [&wild, &api, &www];
+        assert_eq!(
+            entries_for(&[(443, Protocol::Tls)], &group),
+            [
+                ("NONE", vec!["*.cdn.example.com"]),
+                ("DNS", vec!["api.example.com", "www.example.com"]),
+            ]
+        );
+        assert_eq!(
+            entries_for(&[(443, Protocol::Tls), (5432, Protocol::Tcp)], &group),
+            [
+                ("NONE", vec!["*.cdn.example.com"]),
+                ("DNS", vec!["api.example.com"]),
+                ("DNS", vec!["www.example.com"]),
+            ]
+        );
+    }
 }
