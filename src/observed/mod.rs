@@ -1,7 +1,10 @@
 //! What the gateway's own access log says was asked for: every distinct flow (namespace,
 //! listener, host, port, SNI) with how often and when it was seen and what it got, read from any
-//! number of plain or gzip files in a stream. Memory grows with distinct flows, never with lines;
-//! a malformed or over-long line is counted and reported with its file and line, never fatal.
+//! number of plain or gzip files in a stream. Memory grows with distinct flows, never with lines,
+//! and distinct flows are capped at [`MAX_FLOWS`]: tenants choose the names they ask for, so a
+//! tenant spraying random names must not make the platform's review pipeline run out of memory.
+//! A malformed or over-long line, or one of a flow beyond the cap, is counted and reported with
+//! its file and line, never fatal.
 //! `plan --access-log` (replay) and `suggest` read the log through here.
 
 pub mod line;
@@ -17,6 +20,9 @@ use reader::Line;
 
 /// Longest line read; the gateway's own lines are far shorter (hosts are at most 253 bytes).
 pub const MAX_LINE: usize = 16 * 1024;
+
+/// Most distinct flows kept (about 250 MB); lines of further new flows are counted, not kept.
+pub const MAX_FLOWS: usize = 1_000_000;
 
 /// Most problems quoted by file and line; the rest are only counted.
 const MAX_EXAMPLES: usize = 20;
@@ -64,6 +70,8 @@ pub struct Diagnostics {
     pub skipped: u64,
     /// Files that could not be read to their end.
     pub unreadable: u64,
+    /// Lines of new flows once the cap ([`MAX_FLOWS`]) of distinct flows was reached.
+    pub beyond_flow_cap: u64,
     /// `FILE:LINE: problem`, for the first problems found.
     pub examples: Vec<String>,
 }
@@ -86,13 +94,23 @@ pub struct Observed {
     pub entries_used: BTreeSet<Box<str>>,
     /// What was read and skipped.
     pub diagnostics: Diagnostics,
+    /// Most distinct flows kept.
+    flow_cap: usize,
 }
 
 impl Observed {
     /// Reads every file in turn (order does not matter: first and last seen are by `ts`). An
     /// unreadable file is counted and reported, and the others are still read.
     pub fn read(files: &[PathBuf]) -> Self {
-        let mut observed = Self::default();
+        Self::read_capped(files, MAX_FLOWS)
+    }
+
+    /// [`Observed::read`], keeping at most `flow_cap` distinct flows.
+    pub fn read_capped(files: &[PathBuf], flow_cap: usize) -> Self {
+        let mut observed = Self {
+            flow_cap,
+            ..Self::default()
+        };
         for file in files {
             observed.read_file(file);
         }
@@ -179,6 +197,17 @@ impl Observed {
             port,
             sni: parsed.sni.as_deref().map(Into::into),
         };
+        if self.flows.len() >= self.flow_cap && !self.flows.contains_key(&flow) {
+            if self.diagnostics.beyond_flow_cap == 0 {
+                let problem = format!(
+                    "more than {} distinct flows: new ones from here on are counted, not read",
+                    self.flow_cap
+                );
+                self.diagnostics.note(file, number, &problem);
+            }
+            self.diagnostics.beyond_flow_cap += 1;
+            return;
+        }
         let ts = parsed.ts;
         let seen = self.flows.entry(flow).or_insert_with(|| Seen {
             count: 0,
@@ -198,5 +227,43 @@ impl Observed {
                 seen.reason = parsed.reason.as_ref().into();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_flows_beyond_the_cap_are_counted_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("access.jsonl");
+        let line = |host: &str| {
+            format!(
+                "{{\"ts\":\"2026-12-07T12:00:01.234Z\",\"listener\":\"connect\",\"namespace\":\"app1\",\"host\":\"{host}\",\"port\":443,\"sni\":null,\"decision\":\"deny\",\"reason\":\"not_allowlisted\",\"service_entry\":null}}\n"
+            )
+        };
+        let text: String = [
+            "a.example",
+            "b.example",
+            "a.example",
+            "c.example",
+            "d.example",
+        ]
+        .map(line)
+        .concat();
+        std::fs::write(&log, text).unwrap();
+        let observed = Observed::read_capped(std::slice::from_ref(&log), 2);
+        assert_eq!(observed.flows.len(), 2);
+        assert_eq!(observed.diagnostics.beyond_flow_cap, 2);
+        let counted: u64 = observed.flows.values().map(|seen| seen.count).sum();
+        assert_eq!(counted, 3, "lines of kept flows still count");
+        assert_eq!(
+            observed.diagnostics.examples,
+            [format!(
+                "{}:4: more than 2 distinct flows: new ones from here on are counted, not read",
+                log.display()
+            )]
+        );
     }
 }

@@ -10,7 +10,7 @@ use super::exposure::Tree;
 use crate::account::access_log::rfc3339;
 use crate::observed::line::printable;
 use crate::observed::verdict::{replay, Replayed};
-use crate::observed::{Diagnostics, Flow, Observed, Seen};
+use crate::observed::{Diagnostics, Flow, Observed, Seen, MAX_FLOWS};
 
 /// What replaying the log found.
 #[derive(Debug, Serialize)]
@@ -140,12 +140,12 @@ pub fn markdown(replay: &Replay) -> String {
         "**{} break(s), {} unlock(s)** among {} distinct flow(s) from {} line(s).",
         s.breaks, s.unlocks, s.flows, d.lines
     );
-    let skipped = d.malformed + d.too_long + d.skipped + d.unreadable;
+    let skipped = d.malformed + d.too_long + d.skipped + d.unreadable + d.beyond_flow_cap;
     if skipped > 0 || s.unreplayable > 0 {
         let _ = writeln!(
             out,
-            "\nNot replayed: {} malformed line(s), {} over-long, {} without a tenant or destination, {} unreadable file(s), {} flow(s) on an unknown listener.",
-            d.malformed, d.too_long, d.skipped, d.unreadable, s.unreplayable
+            "\nNot replayed: {} malformed line(s), {} over-long, {} without a tenant or destination, {} unreadable file(s), {} flow(s) on an unknown listener, {} line(s) of flows beyond the first {MAX_FLOWS} distinct ones.",
+            d.malformed, d.too_long, d.skipped, d.unreadable, s.unreplayable, d.beyond_flow_cap
         );
         for example in &d.examples {
             let _ = writeln!(out, "- `{}`", cell(example));

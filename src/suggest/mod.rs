@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::names::{Host, Hostname, Namespace};
 use crate::observed::verdict::replay;
-use crate::observed::{Flow, Observed, Seen};
+use crate::observed::{Flow, Observed, Seen, MAX_FLOWS};
 use crate::plan::{DenyReason, Verdict};
 use crate::policy_diff::exposure::{label, Tree};
 use group::{Ports, Protocol};
@@ -251,9 +251,9 @@ fn report(observed: &Observed, left: &Left, written: &[write::File], options: &O
         ));
     }
     out.push_str(&format!(
-        "not suggested: {} flow(s) allowed or denied for another reason, {} already allowed by --config, {} of another namespace, {} to an IP literal, {} with an invalid name or listener; {} malformed, {} over-long, {} tenant-less line(s), {} unreadable file(s)\n",
+        "not suggested: {} flow(s) allowed or denied for another reason, {} already allowed by --config, {} of another namespace, {} to an IP literal, {} with an invalid name or listener; {} malformed, {} over-long, {} tenant-less line(s), {} unreadable file(s), {} line(s) of flows beyond the first {MAX_FLOWS} distinct ones\n",
         left.other_outcome, left.allowed, left.other_namespace, left.address, left.invalid,
-        d.malformed, d.too_long, d.skipped, d.unreadable
+        d.malformed, d.too_long, d.skipped, d.unreadable, d.beyond_flow_cap
     ));
     out
 }
