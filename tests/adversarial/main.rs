@@ -24,6 +24,7 @@
 //! | `expiry_tricks` | `egress-gateway.io/expires` dates bending RFC 3339, duplicated keys, control characters in owner and ticket, expiry across namespaces and `exportTo`, re-enabling only by a file change |
 //! | `dns_answers` | DNS answers in every forbidden class (and wrapped in NAT64, 6to4, Teredo), inside a loopback-only network namespace |
 //! | `parent_tricks` | a hostile or broken TLS parent proxy: endless heads, redirects, silence, early close, `407`, bytes behind its `200`, plaintext where TLS was configured |
+//! | `replay_log` | hostile logs fed to `plan --access-log`: a gzip bomb, a cut gzip file, Markdown and HTML meant for the pull-request comment |
 //! | `suggest_log` | hostile access-log lines fed to `suggest`: YAML and newline injection, `*.com`, public suffixes with many children, IP literals, huge lines, invalid UTF-8, namespaces that would escape `--out` |
 //! | `explain_agrees` | `explain` and `run` give the same verdict and reason for every expressible attack |
 
@@ -49,6 +50,7 @@ mod mtls_identity;
 mod origin;
 mod parent_tricks;
 mod pki;
+mod replay_log;
 mod slot_leaks;
 mod smuggling;
 mod sni_tricks;
