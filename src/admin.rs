@@ -4,6 +4,7 @@
 //! `/readyz` answers 200 `ready`, 200 `degraded: …` while the last good config from `state_dir`
 //! serves because the config directory was invalid at start-up, 503 `starting` / `draining`.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -111,21 +112,31 @@ fn config_json(state: &AdminState) -> String {
         .iter()
         .map(|f| json!({"path": f.path.display().to_string(), "sha256": f.sha256}))
         .collect();
-    let namespaces: serde_json::Map<String, serde_json::Value> = snapshot
-        .namespaces
-        .iter()
-        .map(|(ns, entries)| {
-            let mode = match snapshot.policy.mode(ns.as_str()) {
+    // Every namespace with live or expired entries: one whose entries all expired still shows.
+    let mut namespaces: BTreeMap<&str, (Vec<&str>, Vec<&str>)> = BTreeMap::new();
+    for (ns, entries) in &snapshot.namespaces {
+        let live = &mut namespaces.entry(ns.as_str()).or_default().0;
+        live.extend(entries.iter().map(|entry| entry.name.as_str()));
+    }
+    for entry in &snapshot.expired {
+        let expired = &mut namespaces.entry(entry.namespace.as_str()).or_default().1;
+        expired.push(entry.name.as_str());
+    }
+    let namespaces: serde_json::Map<String, serde_json::Value> = namespaces
+        .into_iter()
+        .map(|(ns, (entries, expired))| {
+            let mode = match snapshot.policy.mode(ns) {
                 crate::config::gateway::Mode::Enforce => "enforce",
                 crate::config::gateway::Mode::Audit => "audit",
             };
-            let names: Vec<&str> = entries.iter().map(|entry| entry.name.as_str()).collect();
-            (ns.to_string(), json!({"mode": mode, "entries": names}))
+            let body = json!({"mode": mode, "entries": entries, "expired": expired});
+            (ns.to_owned(), body)
         })
         .collect();
     let body = json!({
         "generation": snapshot.generation,
         "loaded_at": crate::account::access_log::rfc3339(snapshot.loaded_at),
+        "next_expiry": snapshot.next_expiry.map(crate::account::access_log::rfc3339),
         "files": files,
         "namespaces": namespaces,
     });

@@ -21,11 +21,11 @@ use crate::sniff::hello_reader::HelloSummary;
 /// Validates `dir`; prints the summary (stdout) or every problem (stderr). Returns the exit code.
 pub fn check(dir: &Path) -> i32 {
     match app::load(dir, 1) {
-        Ok((loaded, _)) => {
+        Ok((loaded, snapshot)) => {
             for warning in &loaded.warnings {
                 eprintln!("{warning}");
             }
-            print!("{}", summary(&loaded));
+            print!("{}", summary(&loaded, &snapshot));
             0
         }
         Err(problems) => {
@@ -39,8 +39,15 @@ pub fn check(dir: &Path) -> i32 {
     }
 }
 
-/// The per-namespace summary `check` prints: entries, hosts, ports.
-pub fn summary(loaded: &LoadedConfig) -> String {
+/// The per-namespace summary `check` prints: entries, hosts, ports, and which entries have
+/// expired (they load, but allow nothing).
+pub fn summary(loaded: &LoadedConfig, snapshot: &Snapshot) -> String {
+    let expired = |entry: &crate::config::SourcedEntry| {
+        snapshot
+            .expired
+            .iter()
+            .any(|gone| gone.namespace == entry.namespace && gone.name == entry.name)
+    };
     let mut by_namespace: BTreeMap<&str, Vec<&crate::config::SourcedEntry>> = BTreeMap::new();
     for entry in &loaded.entries {
         by_namespace
@@ -51,10 +58,11 @@ pub fn summary(loaded: &LoadedConfig) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "config OK: {} ({} namespaces, {} ServiceEntries, {} files)",
+        "config OK: {} ({} namespaces, {} ServiceEntries, {} expired, {} files)",
         loaded.dir.display(),
         by_namespace.len(),
         loaded.entries.len(),
+        snapshot.expired.len(),
         loaded.files.len()
     );
     for (namespace, entries) in by_namespace {
@@ -62,12 +70,13 @@ pub fn summary(loaded: &LoadedConfig) -> String {
         for sourced in entries {
             let _ = writeln!(
                 out,
-                "  {}/{}  hosts: {}  ports: {}  ({})",
+                "  {}/{}  hosts: {}  ports: {}  ({}){}",
                 namespace,
                 sourced.name,
                 hosts(&sourced.entry),
                 ports(&sourced.entry),
-                sourced.file.display()
+                sourced.file.display(),
+                if expired(sourced) { "  EXPIRED" } else { "" }
             );
         }
     }

@@ -95,6 +95,16 @@ async fn an_entry_is_allowed_until_its_expiry_and_denied_from_it_while_an_open_t
         Some(unix_seconds(expires)),
         "the annotation's Unix time"
     );
+    let config_json = |gateway: &Gateway| -> serde_json::Value {
+        serde_json::from_str(&gateway.admin_get("/config").1).expect("/config is JSON")
+    };
+    let before = config_json(&gateway);
+    let millis = humantime::format_rfc3339_millis(expires).to_string();
+    assert_eq!(before["next_expiry"], millis.as_str(), "{before:#}");
+    assert_eq!(
+        before["namespaces"]["app1"]["entries"][0], "soon",
+        "{before:#}"
+    );
     let mut tunnel = open_tunnel(APP1, proxy, "soon.test:9000").await;
     echo_roundtrip(&mut tunnel, b"before").await.expect("echo");
     assert!(
@@ -140,6 +150,13 @@ async fn an_entry_is_allowed_until_its_expiry_and_denied_from_it_while_an_open_t
     );
     assert_eq!(gateway.generation(), generation + 1.0);
     assert_eq!(gateway.metric(EXPIRY, &labels), None, "gone with the entry");
+    let after = config_json(&gateway);
+    assert_eq!(after["next_expiry"], serde_json::Value::Null, "{after:#}");
+    assert_eq!(
+        after["namespaces"]["app1"]["expired"],
+        serde_json::json!(["soon"]),
+        "{after:#}"
+    );
     gateway.wait_log("ServiceEntry expired");
 }
 
@@ -192,19 +209,20 @@ async fn the_access_log_and_explain_name_owner_and_ticket_of_the_entry_that_allo
     );
 }
 
-/// Writes app1's entry `old` expiring at `expires` and runs `check`: (exit code, stderr).
+/// Writes app1's entry `old` expiring at `expires` and runs `check`: (exit code, stderr, then
+/// stdout).
 fn check_expiring(config: &ConfigDir, expires: &str) -> (Option<i32>, String) {
     let upstream: SocketAddr = "127.0.0.1:9".parse().expect("addr");
     config.entry(
         "app1/old.yaml",
         &expiring_entry("old", "old.test", upstream, expires),
     );
-    let (code, _, stderr) = run([
+    let (code, stdout, stderr) = run([
         OsStr::new("check"),
         OsStr::new("--config"),
         config.path().as_os_str(),
     ]);
-    (code, stderr)
+    (code, stderr + &stdout)
 }
 
 #[test]
@@ -218,6 +236,10 @@ fn check_warns_about_an_expired_entry_at_its_line_and_refuses_a_malformed_date_a
         file.display()
     );
     assert!(stderr.contains(&warning), "{warning}\nnot in:\n{stderr}");
+    assert!(
+        stderr.contains("1 ServiceEntries, 1 expired,") && stderr.contains("old.yaml)  EXPIRED\n"),
+        "the summary marks the expired entry: {stderr}"
+    );
 
     let (code, stderr) = check_expiring(&config, "2020-01-01T00:00:00+25:00");
     assert_eq!(code, Some(1), "{stderr}");
