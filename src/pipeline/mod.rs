@@ -198,20 +198,11 @@ impl Context {
         let cut = self.hard_stop.cancelled();
         // The userspace splice's state is twice the zero-copy one's; boxing it keeps it out of
         // every plain TCP tunnel's task, which is most of what an idle tunnel costs.
-        let (_, end) = match (client.into_tcp(), upstream.into_tcp()) {
-            (Ok(client), Ok(upstream)) => {
-                splice::splice_tcp(client, upstream, early, options, cut, progress).await
-            }
-            (Ok(client), Err(upstream)) => {
+        let (_, end) = match client.into_tcp() {
+            Ok(client) => splice::splice_tcp(client, upstream, early, options, cut, progress).await,
+            Err(other) => {
                 Box::pin(splice::splice(
-                    client, upstream, early, options, cut, progress,
-                ))
-                .await
-            }
-            (Err(client), upstream) => {
-                let upstream = upstream.map_or_else(std::convert::identity, Upstream::Tcp);
-                Box::pin(splice::splice(
-                    client, upstream, early, options, cut, progress,
+                    other, upstream, early, options, cut, progress,
                 ))
                 .await
             }

@@ -105,7 +105,8 @@ impl Meter {
     }
 }
 
-/// Splices two plain TCP sockets: zero-copy when `options.zero_copy`, else userspace.
+/// Splices a plain TCP client with an upstream: zero-copy when both are plain TCP and
+/// `options.zero_copy`, else userspace (a TLS parent proxy needs the session in userspace).
 ///
 /// A tunnel that ends in an error (a reset, a broken pipe) or is cut by `cut` completing (the
 /// drain deadline) is closed with a reset on both sockets, as HAProxy does: the far side learns
@@ -113,27 +114,40 @@ impl Meter {
 /// no FIN exchange or `TIME_WAIT` follows. An idle timeout closes with FIN: nothing was cut.
 pub async fn splice_tcp(
     client: TcpStream,
-    upstream: TcpStream,
+    upstream: Upstream,
     early: BytesMut,
     options: SpliceOptions,
     cut: impl Future<Output = ()>,
     on_progress: impl FnMut(Transferred),
 ) -> (Transferred, SpliceEnd) {
-    let (mut client, mut upstream) = (client, upstream);
-    let outcome = if options.zero_copy {
-        let meter = Meter::new();
-        let (up, down) = tcp::directions(&mut client, &mut upstream, early, &meter);
-        let (up, down) = (pin!(up), pin!(down));
-        drive(up, down, &meter, options, cut, on_progress).await
-    } else {
-        let (client_read, client_write) = client.split();
-        let (upstream_read, upstream_write) = upstream.split();
-        let halves = (client_read, client_write, upstream_read, upstream_write);
-        Box::pin(copy_halves(halves, early, options, cut, on_progress)).await
+    let mut client = client;
+    let (outcome, upstream) = match upstream.into_tcp() {
+        Ok(mut upstream) if options.zero_copy => {
+            let outcome = {
+                let meter = Meter::new();
+                let (up, down) = tcp::directions(&mut client, &mut upstream, early, &meter);
+                let (up, down) = (pin!(up), pin!(down));
+                drive(up, down, &meter, options, cut, on_progress).await
+            };
+            (outcome, Upstream::Tcp(upstream))
+        }
+        other => {
+            let mut upstream = other.map_or_else(std::convert::identity, Upstream::Tcp);
+            let (client_read, client_write) = client.split();
+            let copying = copy_both(
+                (client_read, client_write),
+                &mut upstream,
+                early,
+                options,
+                cut,
+                on_progress,
+            );
+            (Box::pin(copying).await, upstream)
+        }
     };
     if outcome.1 == SpliceEnd::Error {
         abort(&client);
-        abort(&upstream);
+        abort(upstream.socket());
     }
     outcome
 }
@@ -153,15 +167,18 @@ where
     C: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut client, mut upstream) = (client, upstream);
-    let outcome = copy_both(&mut client, &mut upstream, early, options, cut, on_progress).await;
+    let halves = tokio::io::split(&mut client);
+    let outcome = copy_both(halves, &mut upstream, early, options, cut, on_progress).await;
     if outcome.1 == SpliceEnd::Error {
         abort(upstream.socket());
     }
     outcome
 }
 
-async fn copy_both<C>(
-    client: &mut C,
+/// Copies between the client's halves and `upstream`. A plain socket splits into borrowed halves
+/// with no lock between them; only TLS to a parent needs the shared split.
+async fn copy_both<CR, CW>(
+    (client_read, client_write): (CR, CW),
     upstream: &mut Upstream,
     early: BytesMut,
     options: SpliceOptions,
@@ -169,11 +186,9 @@ async fn copy_both<C>(
     on_progress: impl FnMut(Transferred),
 ) -> (Transferred, SpliceEnd)
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
 {
-    let (client_read, client_write) = tokio::io::split(client);
-    // A plain socket splits into borrowed halves with no lock between them; only TLS to a
-    // parent needs the shared split.
     match upstream {
         Upstream::Tcp(tcp) => {
             let (upstream_read, upstream_write) = tcp.split();

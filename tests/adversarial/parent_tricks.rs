@@ -31,6 +31,7 @@ fn answer_for(authority: &str) -> Option<Vec<u8>> {
             Some(b"HTTP/1.1 200 Connection established\r\n\r\nSSH-2.0-parent-tricks\r\n".to_vec())
         }
         "silent.test" => Some(Vec::new()),
+        "resets.test" => Some(b"HTTP/1.1 200 Connection established\r\n\r\npartial".to_vec()),
         _ => None,
     }
 }
@@ -61,6 +62,14 @@ async fn hostile_parent(ca: &Ca) -> std::net::SocketAddr {
                     Some(answer) if answer.is_empty() => {
                         // Holds the connection open without a word until the gateway gives up.
                         let _ = tls.read(&mut byte).await;
+                    }
+                    Some(answer) if authority.starts_with("resets.test") => {
+                        // Part of a response; once the tenant answers, a reset: the tunnel dies
+                        // mid-transfer.
+                        let _ = tls.write_all(&answer).await;
+                        let _ = tls.flush().await;
+                        let _ = tls.read(&mut byte).await;
+                        let _ = tls.get_ref().0.set_zero_linger();
                     }
                     Some(answer) => {
                         let _ = tls.write_all(&answer).await;
@@ -110,7 +119,9 @@ async fn a_hostile_tls_parent_gets_nothing_it_should_not_and_the_tenant_a_precis
     let config = ConfigDir::new(&yaml);
     std::fs::write(config.path().join("ca.pem"), &ca.pem).expect("ca");
     // One entry per host: a TCP port carries no name to tell several hosts apart.
-    let hosts = ["endless", "redirect", "auth", "banner", "silent", "closes"];
+    let hosts = [
+        "endless", "redirect", "auth", "banner", "silent", "closes", "resets",
+    ];
     let entry = hosts
         .map(|name| {
             let spec = format!(
@@ -167,6 +178,36 @@ async fn a_hostile_tls_parent_gets_nothing_it_should_not_and_the_tenant_a_precis
     assert_eq!(banner, "SSH-2.0-parent-tricks\r\n");
     drop(tunnel);
     probe.confirm(&gw, "banner behind the parent's 200");
+
+    // The parent resets the tunnel mid-transfer: the tenant gets the bytes that came, then a
+    // reset too, not a clean end that could pass for a complete response.
+    let probe = Probe::before(&gw, Outcome::allow("connect", "app1"));
+    let answer = connect_request(APP1, proxy, "resets.test:22").await;
+    assert_eq!(answer.status, 200, "{}", answer.head);
+    let mut tunnel: TcpStream = answer.stream;
+    let mut got = vec![0u8; b"partial".len()];
+    tokio::time::timeout(WAIT, tunnel.read_exact(&mut got))
+        .await
+        .expect("partial in time")
+        .expect("partial");
+    assert_eq!(got, b"partial");
+    tunnel.write_all(b"go").await.expect("write");
+    let mut buf = [0u8; 64];
+    let end = loop {
+        match tokio::time::timeout(WAIT, tunnel.read(&mut buf)).await {
+            Ok(Ok(0)) => break None,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Ok(Err(err)) => break Some(err.kind()),
+            Err(_) => panic!("the cut tunnel was left open"),
+        }
+    };
+    assert_eq!(got, b"partial");
+    assert_eq!(
+        end,
+        Some(std::io::ErrorKind::ConnectionReset),
+        "a clean FIN hides the cut"
+    );
+    probe.confirm(&gw, "a parent that resets mid-transfer");
 }
 
 fn parent_name(
