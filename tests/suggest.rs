@@ -242,10 +242,21 @@ fn unusable_arguments_exit_2() {
         ConfigDir::new("listeners: {connect: {address: \"127.0.0.1:0\"}}\nno_such_key: 1\n");
     let blocker = work.path().join("file");
     std::fs::write(&blocker, "").expect("write");
+    // An --out with files in it, or a symlink (here to a folder a pipeline would run), is
+    // refused before anything is read: suggest never overwrites or writes through a link.
+    let used = work.path().join("used");
+    std::fs::create_dir_all(used.join("app1")).expect("mkdir");
+    std::fs::write(used.join("app1/example.com.yaml"), "hand-written\n").expect("write");
+    let workflows = work.path().join("workflows");
+    std::fs::create_dir(&workflows).expect("mkdir");
+    let link = work.path().join("link");
+    std::os::unix::fs::symlink(&workflows, &link).expect("symlink");
     for (extra, says) in [
         (vec![os("--namespace"), os("App1")], "--namespace"),
         (vec![os("--config"), invalid.path().as_os_str()], "INVALID"),
-        (vec![os("--out"), blocker.as_os_str()], "cannot write"),
+        (vec![os("--out"), blocker.as_os_str()], "is not a directory"),
+        (vec![os("--out"), used.as_os_str()], "is not empty"),
+        (vec![os("--out"), link.as_os_str()], "is not a directory"),
     ] {
         let mut args = vec![os("suggest"), os("--access-log"), log.as_os_str()];
         args.extend(extra);
@@ -253,6 +264,11 @@ fn unusable_arguments_exit_2() {
         assert_eq!(code, Some(2), "{stderr}");
         assert!(stderr.contains(says), "{stderr}");
     }
+    assert_eq!(
+        std::fs::read_to_string(used.join("app1/example.com.yaml")).expect("read"),
+        "hand-written\n"
+    );
+    assert_eq!(std::fs::read_dir(&workflows).expect("read").count(), 0);
     let (code, _, stderr) = run_cli(&[
         os("suggest"),
         os("--access-log"),

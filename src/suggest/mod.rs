@@ -61,6 +61,10 @@ pub fn run(options: &Options) -> i32 {
         Some(Ok(namespace)) => Some(namespace),
         None => None,
     };
+    if let Err(message) = fresh_out(&options.out) {
+        eprintln!("--out {}: {message}", options.out.display());
+        return 2;
+    }
     let current = match options.config.as_deref().map(crate::policy_diff::load) {
         Some(None) => return 2,
         Some(Some(tree)) => Some(tree),
@@ -211,7 +215,26 @@ fn names_in(tree: &Tree, namespace: &Namespace) -> BTreeSet<String> {
         .collect()
 }
 
-/// Writes `file` under `out`, refusing any path that is not plain folders below it.
+/// `--out` must be new or an empty directory, and not a symlink: suggestions never overwrite a
+/// file or land in one a symlink points elsewhere (say, a checkout's `.github/workflows`).
+fn fresh_out(out: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(out) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err.to_string()),
+        Ok(meta) if !meta.is_dir() => Err("exists and is not a directory".into()),
+        Ok(_) => match std::fs::read_dir(out).map(|mut entries| entries.next().is_none()) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                Err("is not empty: suggest writes only into a new or empty directory".into())
+            }
+            Err(err) => Err(err.to_string()),
+        },
+    }
+}
+
+/// Writes `file` under `out`, refusing any path that is not plain folders below it, a folder
+/// that is not a real directory, and a file that already exists (never followed, never
+/// overwritten).
 fn save(out: &Path, file: write::File) -> Result<write::File, String> {
     let plain = file
         .path
@@ -226,9 +249,26 @@ fn save(out: &Path, file: write::File) -> Result<write::File, String> {
     }
     let path = out.join(&file.path);
     let folder = path.parent().unwrap_or(out);
-    std::fs::create_dir_all(folder)
-        .and_then(|()| std::fs::write(&path, &file.text))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let real_dir = |dir: &Path| {
+        std::fs::symlink_metadata(dir).and_then(|meta| match meta.is_dir() {
+            true => Ok(()),
+            false => Err(std::io::Error::other("not a directory (a symlink?)")),
+        })
+    };
+    let written = std::fs::create_dir_all(out)
+        .and_then(|()| real_dir(out))
+        .and_then(|()| match std::fs::create_dir(folder) {
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => real_dir(folder),
+            other => other,
+        })
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+        })
+        .and_then(|mut opened| std::io::Write::write_all(&mut opened, file.text.as_bytes()));
+    written.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(file)
 }
 
