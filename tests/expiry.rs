@@ -332,3 +332,41 @@ async fn a_file_change_before_the_instant_reschedules_the_expiry() {
         "the old instant was never acted on"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expiry_retires_the_entry_even_when_a_parent_proxy_file_went_missing() {
+    // The parent's credentials file is read at start and on reloads; an expiry reads no file,
+    // so deleting it (a secret unmounted, say) must not keep the expired entry allowed.
+    let down = closed_port();
+    let config = ConfigDir::new(&gateway_yaml(&format!(
+        "upstream:\n  proxy: {{address: \"{down}\", credentials_file: parent-auth.txt}}\n"
+    )));
+    let credentials = config.path().join("parent-auth.txt");
+    std::fs::write(&credentials, "alice:secret\n").expect("credentials");
+    let expires = whole_second_after(Duration::from_secs(2));
+    let spec = "  hosts: [gone.test]\n  ports: [{number: 9000, name: tcp, protocol: TCP}]\n  resolution: DNS\n";
+    config.entry(
+        "app1/gone.yaml",
+        &owned(&entry_yaml("gone", spec), "gone", &rfc3339(expires)),
+    );
+    let gateway = Gateway::start(&config);
+    let proxy = gateway.addr("connect");
+    let answer = connect_request(APP1, proxy, "gone.test:9000").await;
+    assert_eq!(
+        answer.deny_reason().as_deref(),
+        Some("upstream_unreachable"),
+        "allowed, then the parent is down: {}",
+        answer.head
+    );
+    assert!(SystemTime::now() < expires, "the test machine was too slow");
+    std::fs::remove_file(&credentials).expect("remove the credentials");
+
+    gateway.wait_metric("egress_config_expiry_recompiles_total", &[], |n| n >= 1.0);
+    let answer = connect_request(APP1, proxy, "gone.test:9000").await;
+    assert_eq!(
+        answer.deny_reason().as_deref(),
+        Some("not_allowlisted"),
+        "{}",
+        answer.head
+    );
+}

@@ -96,15 +96,26 @@ impl Reloader {
         metrics::config_reload_outcome(tls_ok && config_ok);
     }
 
-    /// Compiles the config last read again at the wall clock's now, leaving out the entries
-    /// that expired, and publishes it; reads no file and leaves the reload metrics alone.
-    pub fn expire(&self) {
+    /// Compiles the config last read again, judged at `due` (the expiry the reload thread saw
+    /// come) or the wall clock if later, leaving out the entries that expired, and publishes
+    /// it. It reads no file (the parent proxies are the serving snapshot's) and leaves the reload
+    /// metrics alone. Judging at `due` at least means a clock stepped back in between still
+    /// retires the entry whose instant was seen to pass.
+    pub fn expire(&self, due: SystemTime) {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *guard;
         let next = state.generation + 1;
-        match snapshot::compile_reusing(&state.loaded, next, &mut state.caches.compiled) {
+        let before = self.snapshots.load();
+        let at = SystemTime::now().max(due);
+        let compiled = snapshot::recompile_at_expiry(
+            &state.loaded,
+            next,
+            &mut state.caches.compiled,
+            at,
+            &before,
+        );
+        match compiled {
             Ok(snapshot) => {
-                let before = self.snapshots.load();
                 for gone in snapshot
                     .expired
                     .iter()
@@ -123,9 +134,8 @@ impl Reloader {
                 state.generation = next;
             }
             Err(problems) => {
-                for problem in &problems {
-                    tracing::error!("{problem}");
-                }
+                app::log_problems(&problems);
+                metrics::config_failed();
                 tracing::error!("recompiling at an expiry failed: keeping the previous config");
             }
         }
@@ -141,8 +151,8 @@ impl Jobs for Reloader {
         self.snapshots.load().next_expiry
     }
 
-    fn expire(&self) {
-        Reloader::expire(self);
+    fn expire(&self, due: SystemTime) {
+        Reloader::expire(self, due);
     }
 
     fn idle(&self) {

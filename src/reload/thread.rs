@@ -41,8 +41,9 @@ pub trait Jobs: Send + Sync + 'static {
     fn reload(&self);
     /// When the serving snapshot's next entry expires, if any.
     fn next_expiry(&self) -> Option<SystemTime>;
-    /// Compiles the config last read again, without reading a file, once an entry expired.
-    fn expire(&self);
+    /// Compiles the config last read again, without reading a file, once the entry expiring
+    /// at `due` expired.
+    fn expire(&self, due: SystemTime);
     /// Housekeeping, about every second.
     fn idle(&self);
 }
@@ -80,8 +81,8 @@ impl ReloadThread {
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
-                    if expiries.due(jobs.next_expiry(), SystemTime::now()) {
-                        jobs.expire();
+                    if let Some(due) = expiries.due(jobs.next_expiry(), SystemTime::now()) {
+                        jobs.expire(due);
                     }
                     jobs.idle();
                 }
@@ -119,14 +120,15 @@ impl ExpiryTimer {
         }
     }
 
-    /// Whether `next` has come at `now` and was not acted on yet (and notes that it is).
-    fn due(&mut self, next: Option<SystemTime>, now: SystemTime) -> bool {
+    /// The expiry `next`, when it has come at `now` and was not acted on yet (and notes that
+    /// it is).
+    fn due(&mut self, next: Option<SystemTime>, now: SystemTime) -> Option<SystemTime> {
         match next {
             Some(at) if at <= now && self.attempted != Some(at) => {
                 self.attempted = Some(at);
-                true
+                Some(at)
             }
-            _ => false,
+            _ => None,
         }
     }
 }
@@ -139,19 +141,24 @@ mod tests {
     fn an_expiry_is_due_at_its_instant_on_the_wall_clock_and_once() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
         let mut timer = ExpiryTimer::default();
-        assert!(
-            !timer.due(Some(at), at - Duration::from_millis(1)),
+        assert_eq!(
+            timer.due(Some(at), at - Duration::from_millis(1)),
+            None,
             "early wake"
         );
-        assert!(!timer.due(None, at));
-        assert!(timer.due(Some(at), at));
-        assert!(
-            !timer.due(Some(at), at),
+        assert_eq!(timer.due(None, at), None);
+        assert_eq!(timer.due(Some(at), at), Some(at));
+        assert_eq!(
+            timer.due(Some(at), at),
+            None,
             "a failed recompile is not retried in a loop"
         );
         assert_eq!(timer.wait(Some(at)), IDLE_WORK_EVERY);
         let later = at + Duration::from_secs(60);
-        assert!(timer.due(Some(later), later + Duration::from_secs(1)));
+        assert_eq!(
+            timer.due(Some(later), later + Duration::from_secs(1)),
+            Some(later)
+        );
     }
 
     #[test]

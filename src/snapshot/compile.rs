@@ -27,6 +27,7 @@ use crate::decide::{
     Visibility,
 };
 use crate::dial::pool::PoolLimits;
+use crate::dial::ParentRoutes;
 use crate::identify::SourceTenants;
 use crate::names::{HostPattern, Hostname, Namespace};
 use crate::pace::Pacer;
@@ -57,12 +58,43 @@ pub fn compile_at(
     cache: &mut CompileCache,
     now: SystemTime,
 ) -> Result<Snapshot, Vec<Diagnostic>> {
+    compile_with(loaded, generation, cache, now, None)
+}
+
+/// Compiles the config `serving` was compiled from again at `now`, for an entry's expiry: the
+/// parent proxies are `serving`'s, so no file is read (a credentials or CA file that went
+/// missing since must not keep an expired entry allowed; it is reported by the next reload).
+pub fn recompile_at_expiry(
+    loaded: &LoadedConfig,
+    generation: u64,
+    cache: &mut CompileCache,
+    now: SystemTime,
+    serving: &Snapshot,
+) -> Result<Snapshot, Vec<Diagnostic>> {
+    compile_with(
+        loaded,
+        generation,
+        cache,
+        now,
+        Some(serving.parents.clone()),
+    )
+}
+
+fn compile_with(
+    loaded: &LoadedConfig,
+    generation: u64,
+    cache: &mut CompileCache,
+    now: SystemTime,
+    parents: Option<ParentRoutes>,
+) -> Result<Snapshot, Vec<Diagnostic>> {
     let mut problems = Vec::new();
     let gateway = &loaded.gateway;
     let gateway_file = loaded.dir.join(crate::config::load::GATEWAY_FILE);
     let tenants = compile_tenants(gateway, &gateway_file, &mut problems);
     check_namespace_keys(gateway, &gateway_file, &mut problems);
-    let parents = super::parents::compile_parents(&gateway.upstream, &gateway_file, &mut problems);
+    let parents = parents.unwrap_or_else(|| {
+        super::parents::compile_parents(&gateway.upstream, &gateway_file, &mut problems)
+    });
 
     let modes = gateway
         .enforcement

@@ -27,7 +27,7 @@ use crate::dial::ParentRoutes;
 use crate::identify::SourceTenants;
 use crate::names::Namespace;
 
-pub use compile::{compile, compile_at, compile_reusing};
+pub use compile::{compile, compile_at, compile_reusing, recompile_at_expiry};
 pub use reuse::CompileCache;
 
 /// Everything a connection needs to know about configuration, compiled.
