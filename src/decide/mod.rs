@@ -11,6 +11,7 @@ pub mod rule;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use ipnet::IpNet;
 
@@ -220,17 +221,27 @@ impl Policy {
     /// wildcard suffixes beat shorter ones, and the tenant's own entries beat `*`-exported ones.
     /// An IP literal tries every `addresses` prefix that contains it, longest first, as a name
     /// tries every wildcard suffix: a narrower entry on another port does not hide a wider one.
+    ///
+    /// A rule past its `egress-gateway.io/expires` instant is skipped, as if absent: the
+    /// decision is exact at the instant, while the snapshot without the entry is published by the
+    /// reload thread a moment later. The wall clock is read only when a candidate rule expires.
     pub fn decide<'a>(&'a self, namespace: &str, target: &Target) -> Decision<'a> {
         let mode = self.mode(namespace);
         let own = self.tenants.get(namespace).map(|own| &**own);
         let tables = [own, Some(&*self.everyone)];
         let mut host_matched = false;
         let mut found = None;
+        let mut now = None;
         let mut try_ids = |table: &'a Allowlist, ids: &[RuleId]| {
             for id in ids {
                 let Some(rule) = table.rules.get(*id as usize) else {
                     continue;
                 };
+                if let Some(expires) = rule.expires() {
+                    if expires <= *now.get_or_insert_with(SystemTime::now) {
+                        continue;
+                    }
+                }
                 host_matched = true;
                 if let Some(port) = rule.port(target.port) {
                     found = Some((rule, port));

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::config::serviceentry::EntryAnnotations;
 
@@ -78,12 +79,18 @@ pub struct Rule {
     pub ports: Vec<RulePort>,
     /// Where allowed connections go.
     pub upstream: Upstream,
-    /// Expiry, owner and ticket (`egress-gateway.io/*`), for the access log and `explain`; the
-    /// compile already left the entry out once it expired.
+    /// Expiry, owner and ticket (`egress-gateway.io/*`): the decision skips the rule from its
+    /// expiry instant on (the compile at that instant then leaves it out); the access log and
+    /// `explain` name owner and ticket.
     pub annotations: Option<Arc<EntryAnnotations>>,
 }
 
 impl Rule {
+    /// When the rule stops matching, if it expires.
+    pub fn expires(&self) -> Option<SystemTime> {
+        self.annotations.as_ref()?.expires.as_ref().map(|e| e.at)
+    }
+
     /// The allowed port numbered `number`, if any.
     pub fn port(&self, number: u16) -> Option<&RulePort> {
         self.ports.iter().find(|p| p.number == number)

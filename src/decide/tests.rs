@@ -300,3 +300,61 @@ fn nested_address_prefixes_try_every_covering_prefix() {
         );
     }
 }
+
+/// `rule` expiring at `at`.
+fn expiring(owner: &str, name: &str, at: std::time::SystemTime) -> Rule {
+    let expires = crate::config::serviceentry::Expiry {
+        at,
+        unix_seconds: 0,
+        written: "".into(),
+    };
+    Rule {
+        annotations: Some(Arc::new(crate::config::serviceentry::EntryAnnotations {
+            expires: Some(expires),
+            owner: None,
+            ticket: None,
+        })),
+        ..rule(owner, name, &[(443, Inspection::Sni)])
+    }
+}
+
+#[test]
+fn a_rule_past_its_expiry_is_skipped_as_if_absent() {
+    use std::time::{Duration, SystemTime};
+    let own = Visibility::Namespaces(vec![ns("app1")]);
+    let past = SystemTime::now() - Duration::from_secs(1);
+    let future = SystemTime::now() + Duration::from_secs(3600);
+    let mut policy = Policy::new(Mode::Enforce, []);
+    policy.add(
+        expiring("app1", "gone", past),
+        &own,
+        &patterns(&["gone.example"]),
+        &[],
+    );
+    policy.add(
+        expiring("app1", "old", past),
+        &own,
+        &patterns(&["both.example"]),
+        &[],
+    );
+    policy.add(
+        expiring("app1", "new", future),
+        &own,
+        &patterns(&["both.example"]),
+        &[],
+    );
+    let decide = |host: &str| {
+        let decision = policy.decide("app1", &target(host, 443));
+        (decision.verdict, decision.rule.map(|r| r.name.to_string()))
+    };
+    assert_eq!(
+        decide("gone.example"),
+        (Verdict::Deny(DenyReason::NotAllowlisted), None),
+        "an expired rule does not even count as a host match"
+    );
+    assert_eq!(
+        decide("both.example"),
+        (Verdict::Allow, Some("new".to_owned())),
+        "a live rule behind an expired one still allows"
+    );
+}
