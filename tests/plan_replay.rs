@@ -179,6 +179,17 @@ fn each_listener_is_replayed_as_it_decides() {
     ))
     .expect("json");
     sni_mismatch["sni"] = json!("elsewhere.example.com");
+    // A tunnel whose hello had no SNI stays denied (as missing_sni) whatever the tree; one that
+    // was refused before its hello was read is judged with the host as SNI.
+    let mut no_sni: Value = serde_json::from_str(&line(
+        "2026-12-07T10:00:05.000Z connect app1 tls.example.com 443 deny",
+    ))
+    .expect("json");
+    no_sni["sni"] = Value::Null;
+    no_sni["reason"] = json!("missing_sni");
+    let mut never_read = no_sni.clone();
+    never_read["host"] = json!("TLS.example.com");
+    never_read["reason"] = json!("not_allowlisted");
     let log = write_plain(
         logs.path(),
         "mixed.jsonl",
@@ -188,6 +199,8 @@ fn each_listener_is_replayed_as_it_decides() {
             line("2026-12-07T10:00:02.000Z connect app1 web.example.com 443 deny"),
             sni_mismatch.to_string(),
             line("2026-12-07T10:00:04.000Z carrier-pigeon app1 tls.example.com 443 deny"),
+            no_sni.to_string(),
+            never_read.to_string(),
         ],
     );
     let replay = json_replay(&base, &head, &[&log]);
@@ -200,6 +213,7 @@ fn each_listener_is_replayed_as_it_decides() {
     assert_eq!(
         unlocked,
         [
+            "app1 connect TLS.example.com:443",
             "app1 sni tls.example.com:443",
             "app1 http web.example.com:80"
         ]

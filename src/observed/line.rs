@@ -7,6 +7,8 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
+use crate::config::serviceentry::annotations::unprintable;
+
 /// The fields of an access-log line that describe the flow and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine<'a> {
@@ -77,7 +79,7 @@ pub fn parse(line: &[u8]) -> Result<LogLine<'_>, String> {
 pub fn printable(text: &str, max: usize) -> String {
     text.chars()
         .take(max)
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| if unprintable(c) { '?' } else { c })
         .collect()
 }
 

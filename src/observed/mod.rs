@@ -21,8 +21,12 @@ use reader::Line;
 /// Longest line read; the gateway's own lines are far shorter (hosts are at most 253 bytes).
 pub const MAX_LINE: usize = 16 * 1024;
 
-/// Most distinct flows kept (about 250 MB); lines of further new flows are counted, not kept.
+/// Most distinct flows kept (about 250 MB with everyday names, at most about 1 GB when every
+/// name is as long as a name can be); lines of further new flows are counted, not kept.
 pub const MAX_FLOWS: usize = 1_000_000;
+
+/// The longest DNS name; a longer host or SNI names nothing and is not kept.
+const MAX_NAME: usize = 253;
 
 /// Most problems quoted by file and line; the rest are only counted.
 const MAX_EXAMPLES: usize = 20;
@@ -66,7 +70,8 @@ pub struct Diagnostics {
     pub malformed: u64,
     /// Lines over the length bound.
     pub too_long: u64,
-    /// Lines of an `unknown` or invalid namespace, or without a host or port.
+    /// Lines of an `unknown` or invalid namespace, without a host or port, or with a host or
+    /// SNI longer than a DNS name.
     pub skipped: u64,
     /// Files that could not be read to their end.
     pub unreadable: u64,
@@ -183,6 +188,13 @@ impl Observed {
             self.diagnostics.note(file, number, &problem);
             return;
         }
+        let too_long = |name: &str| name.len() > MAX_NAME;
+        if too_long(host) || parsed.sni.as_deref().is_some_and(too_long) {
+            self.diagnostics.skipped += 1;
+            let problem = format!("host or SNI longer than {MAX_NAME} bytes: no such name");
+            self.diagnostics.note(file, number, &problem);
+            return;
+        }
         if parsed.decision == "allow" {
             if let Some(entry) = &parsed.service_entry {
                 if !self.entries_used.contains(entry.as_ref()) {
@@ -235,7 +247,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn distinct_flows_beyond_the_cap_are_counted_not_kept() {
+    fn distinct_flows_beyond_the_cap_and_names_too_long_are_counted_not_kept() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("access.jsonl");
         let line = |host: &str| {
@@ -243,10 +255,12 @@ mod tests {
                 "{{\"ts\":\"2026-12-07T12:00:01.234Z\",\"listener\":\"connect\",\"namespace\":\"app1\",\"host\":\"{host}\",\"port\":443,\"sni\":null,\"decision\":\"deny\",\"reason\":\"not_allowlisted\",\"service_entry\":null}}\n"
             )
         };
+        let long = format!("{}.example", "a".repeat(250));
         let text: String = [
             "a.example",
             "b.example",
             "a.example",
+            &long,
             "c.example",
             "d.example",
         ]
@@ -256,14 +270,21 @@ mod tests {
         let observed = Observed::read_capped(std::slice::from_ref(&log), 2);
         assert_eq!(observed.flows.len(), 2);
         assert_eq!(observed.diagnostics.beyond_flow_cap, 2);
+        assert_eq!(observed.diagnostics.skipped, 1, "a host no DNS name can be");
         let counted: u64 = observed.flows.values().map(|seen| seen.count).sum();
         assert_eq!(counted, 3, "lines of kept flows still count");
         assert_eq!(
             observed.diagnostics.examples,
-            [format!(
-                "{}:4: more than 2 distinct flows: new ones from here on are counted, not read",
-                log.display()
-            )]
+            [
+                format!(
+                    "{}:4: host or SNI longer than 253 bytes: no such name",
+                    log.display()
+                ),
+                format!(
+                    "{}:5: more than 2 distinct flows: new ones from here on are counted, not read",
+                    log.display()
+                )
+            ]
         );
     }
 }

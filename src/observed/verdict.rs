@@ -4,11 +4,11 @@
 //! here, so they agree with `run` and `explain`.
 
 use crate::names::{Host, Namespace, Target};
-use crate::plan::{self, Ask, Listener, Obligation, Tenant, Verdict};
+use crate::plan::{self, Ask, DenyReason, Listener, Obligation, Tenant, Verdict};
 use crate::snapshot::Snapshot;
 use crate::sniff::hello_reader::HelloSummary;
 
-use super::Flow;
+use super::{Flow, Seen};
 
 /// What the planner says about one flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,17 +28,26 @@ pub enum Unreplayable {
     Listener,
 }
 
-/// Plans `flow` against `snapshot` exactly as its listener would.
-pub fn replay(snapshot: &Snapshot, flow: &Flow) -> Result<Replayed, Unreplayable> {
+/// Plans `flow` against `snapshot` exactly as its listener would. A tunnel that must show its
+/// SNI is judged after the ClientHello too: with the SNI logged; without one when the log says
+/// the hello had none (`missing_sni`); else (the hello was never read, the flow having been
+/// refused before) with the host as SNI, as a well-behaved client sends it.
+pub fn replay(snapshot: &Snapshot, flow: &Flow, seen: &Seen) -> Result<Replayed, Unreplayable> {
     let namespace = Namespace::parse(&flow.namespace)
         .ok()
         .filter(|ns| ns.as_str() != Namespace::UNKNOWN)
         .ok_or(Unreplayable::Tenant)?;
     let listener: Listener = flow.listener.parse().map_err(|_| Unreplayable::Listener)?;
     let tenant = Tenant::assumed(namespace);
+    let hello_had_none = flow.sni.is_none() && *seen.reason == *DenyReason::MissingSni.as_str();
+    let server_name = match &flow.sni {
+        Some(sni) => Some(sni.to_string()),
+        None if hello_had_none => None,
+        None => Some(flow.host.to_string()),
+    };
     let hello = HelloSummary {
-        server_name: Some(flow.sni.as_deref().unwrap_or(&flow.host).to_owned()),
-        server_name_count: 1,
+        server_name_count: usize::from(server_name.is_some()),
+        server_name,
         ..HelloSummary::default()
     };
     let authority = match flow.host.parse::<std::net::Ipv6Addr>() {
@@ -59,7 +68,7 @@ pub fn replay(snapshot: &Snapshot, flow: &Flow) -> Result<Replayed, Unreplayable
     };
     let plan = plan::plan(snapshot, &tenant, listener, &ask);
     let mut verdict = plan.decision.verdict;
-    if matches!(plan.obligation, Obligation::Sni(_)) && flow.sni.is_some() {
+    if matches!(plan.obligation, Obligation::Sni(_)) {
         verdict = plan.after_hello(&hello);
     }
     Ok(Replayed {

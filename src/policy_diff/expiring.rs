@@ -87,7 +87,7 @@ pub fn markdown(out: &mut String, rows: &[Expiring]) {
         let cell = |value: &Option<String>| {
             value.as_deref().map_or_else(
                 || "—".to_owned(),
-                |v| format!("`{}`", v.replace('|', "\\|")),
+                |v| format!("`{}`", super::replay::cell(v)),
             )
         };
         let _ = writeln!(

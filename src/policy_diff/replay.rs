@@ -79,8 +79,10 @@ pub fn replay_flows(base: &Tree, head: &Tree, observed: Observed) -> Replay {
     };
     let (mut breaks, mut unlocks) = (Vec::new(), Vec::new());
     for (flow, seen) in &observed.flows {
-        let (Ok(before), Ok(after)) = (replay(&base.snapshot, flow), replay(&head.snapshot, flow))
-        else {
+        let (Ok(before), Ok(after)) = (
+            replay(&base.snapshot, flow, seen),
+            replay(&head.snapshot, flow, seen),
+        ) else {
             summary.unreplayable += 1;
             continue;
         };
@@ -127,7 +129,7 @@ fn key(f: &Flip) -> (&str, &str, u16, &str, Option<&str>) {
 }
 
 /// Log text as a Markdown table cell: printable, no pipe or backtick to break out of it.
-fn cell(text: &str) -> String {
+pub(super) fn cell(text: &str) -> String {
     printable(text, 300).replace('|', "\\|").replace('`', "'")
 }
 

@@ -174,7 +174,7 @@ fn wanted<'a>(
             left.invalid += 1;
             continue;
         }
-        let allowed = current.map(|tree| replay(&tree.snapshot, flow).map(|r| r.verdict));
+        let allowed = current.map(|tree| replay(&tree.snapshot, flow, seen).map(|r| r.verdict));
         if allowed == Some(Ok(Verdict::Allow)) {
             left.allowed += 1;
             continue;
@@ -306,8 +306,8 @@ fn prune(tree: &Tree, observed: &Observed, only: Option<&Namespace>) -> String {
         .iter()
         .map(|e| e.to_string())
         .collect();
-    for flow in observed.flows.keys() {
-        if let Ok(replayed) = replay(&tree.snapshot, flow) {
+    for (flow, seen) in &observed.flows {
+        if let Ok(replayed) = replay(&tree.snapshot, flow, seen) {
             if replayed.verdict == Verdict::Allow {
                 used.extend(replayed.entry);
             }

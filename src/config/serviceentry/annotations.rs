@@ -187,7 +187,10 @@ fn check_text(key: &str, raw: &str) -> Result<(), String> {
 
 /// Control characters, and the Unicode line separators and bidirectional controls that make a
 /// log line read differently from what it holds.
-fn unprintable(c: char) -> bool {
+/// Characters that must never reach a log line, a comment or a rendered table as they are:
+/// controls, Unicode line and paragraph separators (YAML and some terminals break lines there),
+/// and bidirectional controls (which make text read differently from what it is).
+pub fn unprintable(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
