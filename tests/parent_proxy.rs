@@ -161,9 +161,8 @@ fn check_names_a_bad_parent_and_explain_shows_the_parent() {
     let config = ConfigDir::new(
         "listeners:\n  connect: {address: \"127.0.0.1:0\"}\nupstream:\n  proxy: {address: \"proxy.corp.example\"}\n  namespaces:\n    app2: {proxy: {address: \"proxy.corp.example:3128\", credentials_file: missing.txt}}\n",
     );
-    let output = cli(&["check"], config.path());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let (code, _, stderr) = cli(&["check"], config.path());
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("gateway.yaml:")
             && stderr
@@ -179,7 +178,7 @@ fn check_names_a_bad_parent_and_explain_shows_the_parent() {
         "listeners:\n  connect: {address: \"127.0.0.1:0\"}\nupstream:\n  proxy: {address: \"proxy.corp.example:3128\"}\n",
     );
     config.entry("app1/api.yaml", &entry_yaml("api", "  hosts: [api.example.com]\n  ports:\n    - {number: 443, name: https, protocol: HTTPS}\n  resolution: DNS\n"));
-    let output = cli(
+    let (code, stdout, _) = cli(
         &[
             "explain",
             "--namespace",
@@ -189,8 +188,7 @@ fn check_names_a_bad_parent_and_explain_shows_the_parent() {
         ],
         config.path(),
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
         stdout.contains("via parent proxy proxy.corp.example:3128: CONNECT api.example.com:443"),
         "{stdout}"

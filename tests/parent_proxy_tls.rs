@@ -149,9 +149,8 @@ fn check_names_a_missing_or_empty_ca_bundle_and_explain_says_tls() {
         "listeners:\n  connect: {address: \"127.0.0.1:0\"}\nupstream:\n  proxy: {address: \"proxy.corp.example:3128\", tls: {ca_file: missing.pem}}\n  namespaces:\n    app2: {proxy: {address: \"proxy.corp.example:3129\", tls: {ca_file: empty.pem}}}\n",
     );
     std::fs::write(config.path().join("empty.pem"), "not a certificate\n").expect("write");
-    let output = cli(&["check"], config.path());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let (code, _, stderr) = cli(&["check"], config.path());
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("gateway.yaml:") && stderr.contains("upstream.proxy: tls: tls.ca_file"),
         "{stderr}"
@@ -166,7 +165,7 @@ fn check_names_a_missing_or_empty_ca_bundle_and_explain_says_tls() {
     );
     std::fs::write(config.path().join("corp-ca.pem"), Ca::new("corp-ca").pem).expect("ca");
     config.entry("app1/api.yaml", &entry_yaml("api", "  hosts: [api.example.com]\n  ports:\n    - {number: 443, name: https, protocol: HTTPS}\n  resolution: DNS\n"));
-    let output = cli(
+    let (code, stdout, _) = cli(
         &[
             "explain",
             "--namespace",
@@ -176,8 +175,7 @@ fn check_names_a_missing_or_empty_ca_bundle_and_explain_says_tls() {
         ],
         config.path(),
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(
         stdout.contains(
             "via parent proxy proxy.corp.example:3128 over TLS: CONNECT api.example.com:443"

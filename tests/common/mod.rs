@@ -125,14 +125,12 @@ pub fn entry_yaml(name: &str, spec: &str) -> String {
     format!("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}}}\nspec:\n{spec}")
 }
 
-/// Runs the CLI with `args` and `--config dir`, as an operator would.
-pub fn cli(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_egress-gateway"))
-        .args(args)
-        .arg("--config")
-        .arg(dir)
-        .output()
-        .expect("run the CLI")
+/// Runs the CLI with `args` and `--config dir`, as an operator would: (exit code, stdout,
+/// stderr).
+pub fn cli(args: &[&str], dir: &Path) -> (Option<i32>, String, String) {
+    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    all.extend([std::ffi::OsStr::new("--config"), dir.as_os_str()]);
+    run_cli(&all)
 }
 
 /// A gateway.yaml with the transparent `sni` (port 443) and `http` (port 80) listeners, the
