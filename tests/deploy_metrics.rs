@@ -392,6 +392,9 @@ enforcement:
   default: enforce
 dns:
   servers: ["{dns}"]
+upstream:
+  namespaces:
+    app9: {{proxy: {{address: "127.0.0.1:9"}}}}
 timeouts: {{sniff: 2s, connect: 2s, idle: 60s, drain: 1s}}
 "#
         ),

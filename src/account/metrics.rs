@@ -328,6 +328,12 @@ pub fn touch_tls_errors(listener: Listener) {
     }
 }
 
+/// Pre-creates a configured parent proxy's `connected` series at zero, so the failure share the
+/// alert computes has a denominator before the first tunnel.
+pub fn touch_parent(parent: &str) {
+    counter!(PARENT_CONNECTS, "parent" => parent.to_owned(), "outcome" => "connected").absolute(0);
+}
+
 /// Counts a failed TLS handshake.
 pub fn tls_handshake_error(listener: Listener, reason: &'static str) {
     counter!(TLS_HANDSHAKE_ERRORS, "listener" => listener.as_str(), "reason" => reason)

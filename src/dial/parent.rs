@@ -134,6 +134,13 @@ impl ParentRoutes {
         }
     }
 
+    /// Every configured parent (a parent named twice comes twice).
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Parent>> {
+        self.default
+            .iter()
+            .chain(self.namespaces.values().flatten())
+    }
+
     /// The parent for `namespace` (the default one for an unknown tenant, who is refused anyway).
     pub fn for_namespace(&self, namespace: Option<&str>) -> Option<&Arc<Parent>> {
         match namespace.and_then(|ns| self.namespaces.get(ns)) {

@@ -182,6 +182,9 @@ pub fn publish(snapshot: &Snapshot, listeners: &[Listener], cause: Cause) {
         pacer.step();
         metrics::touch_namespace(namespace, listeners);
     }
+    for parent in snapshot.parents.all() {
+        metrics::touch_parent(&parent.name);
+    }
     let published = metrics::LoadedSnapshot {
         generation: snapshot.generation,
         timestamp,
