@@ -8,8 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::mtls::{
-    certs, h2_client, h2_connect, server_acceptor, tcp_entry, tls_connect, world, write, World,
-    APP1_ID, APP2_ID,
+    certs, h2_client, h2_connect, serve_each_tls, server_acceptor, tcp_entry, tls_connect, world,
+    write, World, APP1_ID, APP2_ID,
 };
 use common::pki::{Ca, Issued};
 use common::{Gateway, WAIT};
@@ -300,34 +300,24 @@ async fn curl_reaches_a_tls_origin_through_the_mtls_proxy() {
 /// A TLS origin answering every request with a fixed HTTP/1.1 body.
 async fn tls_http_origin(cert: &Issued) -> std::net::SocketAddr {
     let acceptor = server_acceptor(cert, &[b"http/1.1"]);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut buf = vec![0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body = "hello from allowed.test\n";
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tls.write_all(response.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            });
+    serve_each_tls(acceptor, |mut tls| async move {
+        let mut buf = vec![0u8; 4096];
+        let mut seen = Vec::new();
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
         }
-    });
-    addr
+        let body = "hello from allowed.test\n";
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tls.write_all(response.as_bytes()).await;
+        let _ = tls.shutdown().await;
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,6 +11,7 @@ mod common;
 
 use std::net::SocketAddr;
 
+use common::pki::Ca;
 use common::squid::{Squid, PASSWORD};
 use common::*;
 
@@ -174,23 +175,32 @@ fn check_names_a_bad_parent_and_explain_shows_the_parent() {
         "{stderr}"
     );
 
+    // app2 reaches its own parent over TLS.
     let config = ConfigDir::new(
-        "listeners:\n  connect: {address: \"127.0.0.1:0\"}\nupstream:\n  proxy: {address: \"proxy.corp.example:3128\"}\n",
+        "listeners:\n  connect: {address: \"127.0.0.1:0\"}\nupstream:\n  proxy: {address: \"proxy.corp.example:3128\"}\n  namespaces:\n    app2: {proxy: {address: \"proxy.corp.example:3129\", tls: {ca_file: corp-ca.pem}}}\n",
     );
-    config.entry("app1/api.yaml", &entry_yaml("api", "  hosts: [api.example.com]\n  ports:\n    - {number: 443, name: https, protocol: HTTPS}\n  resolution: DNS\n"));
-    let (code, stdout, _) = cli(
-        &[
+    std::fs::write(config.path().join("corp-ca.pem"), Ca::new("corp-ca").pem).expect("ca");
+    let api = entry_yaml("api", "  hosts: [api.example.com]\n  ports:\n    - {number: 443, name: https, protocol: HTTPS}\n  resolution: DNS\n");
+    for (namespace, via) in [
+        (
+            "app1",
+            "via parent proxy proxy.corp.example:3128: CONNECT api.example.com:443",
+        ),
+        (
+            "app2",
+            "via parent proxy proxy.corp.example:3129 over TLS: CONNECT api.example.com:443",
+        ),
+    ] {
+        config.entry(&format!("{namespace}/api.yaml"), &api);
+        let args = [
             "explain",
             "--namespace",
-            "app1",
+            namespace,
             "--host",
             "api.example.com",
-        ],
-        config.path(),
-    );
-    assert_eq!(code, Some(0), "{stdout}");
-    assert!(
-        stdout.contains("via parent proxy proxy.corp.example:3128: CONNECT api.example.com:443"),
-        "{stdout}"
-    );
+        ];
+        let (code, stdout, _) = cli(&args, config.path());
+        assert_eq!(code, Some(0), "{stdout}");
+        assert!(stdout.contains(via), "{namespace}: {stdout}");
+    }
 }

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::attack::{Outcome, Probe};
-use crate::common::mtls::server_acceptor;
+use crate::common::mtls::{serve_each_tls, server_acceptor};
 use crate::common::pki::Ca;
 use crate::common::{connect_request, entry_yaml, ConfigDir, Gateway, APP1, APP2, WAIT};
 
@@ -39,51 +39,41 @@ fn answer_for(authority: &str) -> Option<Vec<u8>> {
 /// A TLS parent on 127.0.0.1 behaving as [`answer_for`] says; `None` closes after the request.
 async fn hostile_parent(ca: &Ca) -> std::net::SocketAddr {
     let acceptor = server_acceptor(&ca.server(&["127.0.0.1"]), &[]);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
-                    if tls.read(&mut byte).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                let authority = head.split(' ').nth(1).unwrap_or_default();
-                match answer_for(authority) {
-                    Some(answer) if answer.is_empty() => {
-                        // Holds the connection open without a word until the gateway gives up.
-                        let _ = tls.read(&mut byte).await;
-                    }
-                    Some(answer) if authority.starts_with("resets.test") => {
-                        // Part of a response; once the tenant answers, a reset: the tunnel dies
-                        // mid-transfer.
-                        let _ = tls.write_all(&answer).await;
-                        let _ = tls.flush().await;
-                        let _ = tls.read(&mut byte).await;
-                        let _ = tls.get_ref().0.set_zero_linger();
-                    }
-                    Some(answer) => {
-                        let _ = tls.write_all(&answer).await;
-                        let _ = tls.flush().await;
-                        let _ = tls.read(&mut byte).await;
-                    }
-                    None => {
-                        let _ = tls.shutdown().await;
-                    }
-                }
-            });
+    serve_each_tls(acceptor, |mut tls| async move {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+            if tls.read(&mut byte).await.unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
         }
-    });
-    addr
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let authority = head.split(' ').nth(1).unwrap_or_default();
+        match answer_for(authority) {
+            Some(answer) if answer.is_empty() => {
+                // Holds the connection open without a word until the gateway gives up.
+                let _ = tls.read(&mut byte).await;
+            }
+            Some(answer) if authority.starts_with("resets.test") => {
+                // Part of a response; once the tenant answers, a reset: the tunnel dies
+                // mid-transfer.
+                let _ = tls.write_all(&answer).await;
+                let _ = tls.flush().await;
+                let _ = tls.read(&mut byte).await;
+                let _ = tls.get_ref().0.set_zero_linger();
+            }
+            Some(answer) => {
+                let _ = tls.write_all(&answer).await;
+                let _ = tls.flush().await;
+                let _ = tls.read(&mut byte).await;
+            }
+            None => {
+                let _ = tls.shutdown().await;
+            }
+        }
+    })
+    .await
 }
 
 /// A "parent" that answers every connection in plaintext, as a proxy without TLS would.

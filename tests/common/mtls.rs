@@ -52,6 +52,25 @@ pub fn server_acceptor(issued: &Issued, alpn: &[&[u8]]) -> TlsAcceptor {
     TlsAcceptor::from(Arc::new(config))
 }
 
+/// [`super::serve_each`] behind TLS: every connection that completes the handshake with
+/// `acceptor` is served with `handle` on its own task; returns the bound address.
+pub async fn serve_each_tls<F, Fut>(acceptor: TlsAcceptor, handle: F) -> std::net::SocketAddr
+where
+    F: Fn(tokio_rustls::server::TlsStream<TcpStream>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let handle = Arc::new(handle);
+    super::serve_each(move |tcp| {
+        let (acceptor, handle) = (acceptor.clone(), handle.clone());
+        async move {
+            if let Ok(tls) = acceptor.accept(tcp).await {
+                handle(tls).await;
+            }
+        }
+    })
+    .await
+}
+
 pub fn write(dir: &Path, name: &str, content: &str) {
     std::fs::write(dir.join(name), content).expect("write");
 }

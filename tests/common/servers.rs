@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// Binds 127.0.0.1:0 and serves every accepted connection with `handle` on its own task, until
 /// the test's runtime ends; returns the bound address.
-async fn serve_each<F, Fut>(handle: F) -> SocketAddr
+pub async fn serve_each<F, Fut>(handle: F) -> SocketAddr
 where
     F: Fn(TcpStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
